@@ -1,0 +1,93 @@
+/*
+ * bus.h - one link of the exoplex bus: an NNG pair1 socket to one peer
+ * process, carrying protobuf-c Envelopes of Frames (proto/exoplex.proto).
+ *
+ * Sending is two steps. bus_send packs a frame and queues it; bus_flush
+ * sends everything queued as one NNG message (an Envelope of all frames)
+ * without blocking. Call bus_flush once per turn of the event loop, so the
+ * frames of many calls share a message. If the peer is absent or slow the
+ * frames stay queued: audio frames (caller/playback audio, non-header Ogg)
+ * at most audio_max per call, the oldest dropped and counted; control
+ * frames at most control_max in all, past which bus_send refuses, logs and
+ * counts (never a silent drop). NNG redials a lost peer on its own.
+ *
+ * A bus is owned by one thread: bus_send, bus_flush and bus_recv are not
+ * thread-safe. The metrics it keeps are:
+ *   exoplex_bus_frames_total{link,dir,kind}, exoplex_bus_frames_dropped_total
+ *   {link,kind}, exoplex_bus_messages_total{link,dir},
+ *   exoplex_bus_bad_messages_total{link}, exoplex_bus_peer_connected{link}.
+ */
+#ifndef EXO_BUS_H
+#define EXO_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "exoplex.pb-c.h"
+
+#define BUS_VERSION 1
+
+struct bus;
+struct metrics;
+struct log;
+
+struct bus_opts {
+	const char     *link;   /* label: "transcoder", "egress", "control" */
+	const char     *url;    /* ipc:///run/exoplex/x.sock, tcp://h:p, ... */
+	bool            listen; /* true: listen on url; false: dial it */
+	const char     *self;   /* Envelope.sender: "ingress", ... */
+	struct metrics *metrics;
+	struct log     *log;
+	size_t          audio_max;   /* per call; 0 = 25 frames */
+	size_t          control_max; /* 0 = 8192 frames */
+	size_t          msg_max;     /* bytes per NNG message; 0 = 1 MiB */
+};
+
+/* Opens the socket and starts listening or dialing (a dial that fails now
+ * keeps retrying in the background). For ipc:// the socket's directory is
+ * created if missing. Returns 0 or an errno-style value after logging. */
+int  bus_open(struct bus **out, const struct bus_opts *o);
+void bus_close(struct bus *b);
+
+/* Packs f (which the caller keeps) and queues it. Returns 0, or ENOSPC
+ * when a control frame finds the control queue full (logged, counted). */
+int bus_send(struct bus *b, const Exo__Frame *f);
+
+/* Sends what is queued, in order, as few NNG messages as msg_max allows.
+ * Never blocks; what the peer cannot take now stays queued. Returns the
+ * number of frames still queued. */
+size_t bus_flush(struct bus *b);
+
+/* Frames waiting to be sent. */
+size_t bus_pending(const struct bus *b);
+
+/* Receives one Envelope without blocking. Returns 0 and sets *env (free it
+ * with bus_envelope_free), EAGAIN when nothing is waiting, or EPROTO for a
+ * message that is not a valid Envelope of a known version (logged once
+ * per link per minute, counted, discarded). */
+int  bus_recv(struct bus *b, Exo__Envelope **env);
+void bus_envelope_free(Exo__Envelope *env);
+
+/* A file descriptor that polls readable while an Envelope is waiting.
+ * Owned by NNG: poll it, never read, write or close it. */
+int bus_fd(struct bus *b);
+
+/* Number of connected peers (0 or 1), safe from any thread. */
+int bus_peers(const struct bus *b);
+
+/* True once per reconnection: a peer connected since the last call.
+ * Lets the owner re-announce state to a restarted peer. */
+bool bus_take_new_peer(struct bus *b);
+
+/* Counts a received frame of f's kind (for frames-in metrics); bus_recv
+ * callers that walk an Envelope call it per frame. */
+void bus_count_in(struct bus *b, const Exo__Frame *f);
+
+/* Name of a frame's kind ("caller_audio", ...), for logs and metrics. */
+const char *bus_kind_name(const Exo__Frame *f);
+
+/* Whether the bus may drop f under back-pressure. */
+bool bus_droppable(const Exo__Frame *f);
+
+#endif
