@@ -1,0 +1,582 @@
+/*
+ * bus.c - Envelopes of Frames over an NNG pair1 socket.
+ *
+ * Frames are packed once, at bus_send, into a byte arena as Envelope field
+ * 4 (tag, length, frame): a run of them after an Envelope header is itself
+ * a valid serialized Envelope, so bus_flush only copies the arena into one
+ * NNG message. The arena and the entry ring are reused, so steady-state
+ * sending allocates nothing but the NNG message itself.
+ */
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Frame kinds are the oneof's field numbers 16..(16 + KINDS - 1). */
+#define KIND_BASE 16
+#define KINDS 15
+
+static const char *kind_names[KINDS] = {
+	"call_start", "caller_audio", "uplink_ogg", "downlink_ogg",
+	"playback_audio", "session_ready", "session_ended", "dtmf", "mark",
+	"call_stop", "hangup", "clear", "announce", "agent_text", "playout",
+};
+
+struct entry {
+	size_t off, len; /* in the arena */
+	uint64_t call;   /* hash of call_id, for the per-call audio cap */
+	uint8_t kind;    /* index into kind_names, or KINDS for unknown */
+	uint8_t audio;   /* droppable */
+	uint8_t dropped;
+};
+
+struct bus {
+	nng_socket sock;
+	nng_dialer dialer;
+	nng_listener listener;
+	struct bus_opts o;
+	char link[32], self[32];
+	struct log *log;
+
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	struct entry *ents; /* FIFO: ents[head .. head + n) */
+	size_t ent_head, ent_n, ent_cap;
+	size_t audio_n; /* live audio entries queued */
+	size_t control_n;
+
+	_Atomic int peers;
+	_Atomic int new_peer;
+	uint64_t bad_logged_us, full_logged_us;
+
+	struct metric *out[KINDS + 1], *in[KINDS + 1], *dropped[KINDS + 1];
+	struct metric *msgs_out, *msgs_in, *bad, *peer_g, *refused;
+};
+
+static int
+kind_index(const Exo__Frame *f)
+{
+	int k = (int) f->body_case - KIND_BASE;
+	return k >= 0 && k < KINDS ? k : KINDS;
+}
+
+const char *
+bus_kind_name(const Exo__Frame *f)
+{
+	int k = kind_index(f);
+	return k < KINDS ? kind_names[k] : "unknown";
+}
+
+bool
+bus_droppable(const Exo__Frame *f)
+{
+	switch (f->body_case) {
+	case EXO__FRAME__BODY_CALLER_AUDIO:
+	case EXO__FRAME__BODY_PLAYBACK_AUDIO:
+		return true;
+	case EXO__FRAME__BODY_UPLINK_OGG:
+		return f->uplink_ogg && !f->uplink_ogg->header;
+	case EXO__FRAME__BODY_DOWNLINK_OGG:
+		return f->downlink_ogg && !f->downlink_ogg->header;
+	default:
+		return false;
+	}
+}
+
+static uint64_t
+hash64(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; s && *s; s++)
+		h = (h ^ (uint8_t) *s) * 1099511628211ull;
+	return h;
+}
+
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t) (v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t) v;
+	return n;
+}
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct bus *b = arg;
+	(void) p;
+	/* Runs on an NNG thread: atomics only. */
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&b->peers, 1);
+		atomic_store(&b->new_peer, 1);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		atomic_fetch_sub(&b->peers, 1);
+	}
+	metric_set(b->peer_g, atomic_load(&b->peers) > 0);
+}
+
+static void
+register_metrics(struct bus *b)
+{
+	struct metrics *m = b->o.metrics;
+	char l[128];
+
+	for (int k = 0; k <= KINDS; k++) {
+		const char *kn = k < KINDS ? kind_names[k] : "unknown";
+		snprintf(l, sizeof(l), "link=\"%s\",dir=\"out\",kind=\"%s\"",
+		    b->link, kn);
+		b->out[k] = metrics_counter(m, "bus_frames_total",
+		    "Bus frames sent and received, by link and kind.", l);
+		snprintf(l, sizeof(l), "link=\"%s\",dir=\"in\",kind=\"%s\"",
+		    b->link, kn);
+		b->in[k] = metrics_counter(m, "bus_frames_total",
+		    "Bus frames sent and received, by link and kind.", l);
+		snprintf(l, sizeof(l), "link=\"%s\",kind=\"%s\"", b->link, kn);
+		b->dropped[k] = metrics_counter(m, "bus_frames_dropped_total",
+		    "Bus frames dropped (audio under back-pressure or with no "
+		    "peer; control only when the control queue is full).",
+		    l);
+	}
+	snprintf(l, sizeof(l), "link=\"%s\",dir=\"out\"", b->link);
+	b->msgs_out = metrics_counter(m, "bus_messages_total",
+	    "NNG messages (Envelopes) sent and received.", l);
+	snprintf(l, sizeof(l), "link=\"%s\",dir=\"in\"", b->link);
+	b->msgs_in = metrics_counter(m, "bus_messages_total",
+	    "NNG messages (Envelopes) sent and received.", l);
+	snprintf(l, sizeof(l), "link=\"%s\"", b->link);
+	b->bad = metrics_counter(m, "bus_bad_messages_total",
+	    "Received messages that were not a valid Envelope.", l);
+	b->refused = metrics_counter(m, "bus_control_refused_total",
+	    "Control frames refused because the control queue was full.", l);
+	b->peer_g = metrics_gauge(m, "bus_peer_connected",
+	    "1 while the link's peer process is connected.", l);
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	char tmp[512];
+	size_t n = strlen(dir);
+	if (n == 0 || n >= sizeof(tmp))
+		return EINVAL;
+	memcpy(tmp, dir, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return errno;
+	return 0;
+}
+
+/* For ipc:// URLs, makes sure the socket's directory exists. */
+static int
+ensure_ipc_dir(const struct bus_opts *o)
+{
+	if (strncmp(o->url, "ipc://", 6))
+		return 0;
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s", o->url + 6);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	int err = mkdir_p(dir);
+	if (err)
+		LOGE(o->log, NULL, "bus %s: cannot create directory %s: %s",
+		    o->link, dir, strerror(err));
+	return err;
+}
+
+int
+bus_open(struct bus **out, const struct bus_opts *o)
+{
+	struct bus *b;
+	int rv;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return ENOMEM;
+	b->o = *o;
+	b->log = o->log;
+	snprintf(b->link, sizeof(b->link), "%s", o->link);
+	snprintf(b->self, sizeof(b->self), "%s", o->self);
+	b->o.link = b->link;
+	b->o.self = b->self;
+	b->o.url = NULL; /* not kept */
+	if (!b->o.audio_max)
+		b->o.audio_max = 25;
+	if (!b->o.control_max)
+		b->o.control_max = 8192;
+	if (!b->o.msg_max)
+		b->o.msg_max = 1u << 20;
+	register_metrics(b);
+
+	if ((rv = ensure_ipc_dir(o)) != 0)
+		goto out;
+	if ((rv = nng_pair1_open(&b->sock)) != 0)
+		goto nngerr;
+	nng_socket_set_size(b->sock, NNG_OPT_RECVMAXSZ, 64u << 20);
+	/* A small NNG buffer: beyond it frames wait in our queue, where stale
+	 * audio can still be dropped. */
+	nng_socket_set_int(b->sock, NNG_OPT_SENDBUF, 16);
+	nng_socket_set_int(b->sock, NNG_OPT_RECVBUF, 256);
+	/* A restarted peer is found again within a second. */
+	nng_socket_set_ms(b->sock, NNG_OPT_RECONNMINT, 100);
+	nng_socket_set_ms(b->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_pipe_notify(b->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, b);
+	nng_pipe_notify(b->sock, NNG_PIPE_EV_REM_POST, pipe_cb, b);
+	if (o->listen) {
+		rv = nng_listen(b->sock, o->url, &b->listener, 0);
+	} else {
+		/* Non-blocking: a peer not up yet is dialed again and
+		 * again in the background. */
+		rv = nng_dial(b->sock, o->url, &b->dialer, NNG_FLAG_NONBLOCK);
+	}
+	if (rv != 0)
+		goto nngerr;
+	LOGI(b->log, NULL, "bus %s: %s %s", b->link,
+	    o->listen ? "listening on" : "dialing", o->url);
+	*out = b;
+	return 0;
+nngerr:
+	LOGE(b->log, NULL, "bus %s: cannot %s %s: %s", b->link,
+	    o->listen ? "listen on" : "dial", o->url, nng_strerror(rv));
+	rv = rv == NNG_EADDRINUSE ? EADDRINUSE
+	    : rv == NNG_EADDRINVAL ? EINVAL
+	    : rv == NNG_ENOMEM ? ENOMEM
+				 : EIO;
+out:
+	if (nng_socket_id(b->sock) > 0)
+		nng_close(b->sock);
+	free(b);
+	return rv;
+}
+
+void
+bus_close(struct bus *b)
+{
+	if (!b)
+		return;
+	nng_close(b->sock);
+	free(b->arena);
+	free(b->ents);
+	free(b);
+}
+
+static struct entry *
+ent_at(struct bus *b, size_t i)
+{
+	return &b->ents[(b->ent_head + i) % b->ent_cap];
+}
+
+static int
+ent_push(struct bus *b, const struct entry *e)
+{
+	if (b->ent_n == b->ent_cap) {
+		size_t ncap = b->ent_cap ? b->ent_cap * 2 : 256;
+		struct entry *ne = malloc(ncap * sizeof(*ne));
+		if (!ne)
+			return ENOMEM;
+		for (size_t i = 0; i < b->ent_n; i++)
+			ne[i] = *ent_at(b, i);
+		free(b->ents);
+		b->ents = ne;
+		b->ent_cap = ncap;
+		b->ent_head = 0;
+	}
+	*ent_at(b, b->ent_n++) = *e;
+	return 0;
+}
+
+/* Drops the oldest queued audio frame of the call with hash h. Cheap only
+ * because it runs while the peer is slow and the queue is backed up. */
+static void
+drop_oldest_audio(struct bus *b, uint64_t h)
+{
+	for (size_t i = 0; i < b->ent_n; i++) {
+		struct entry *e = ent_at(b, i);
+		if (e->audio && !e->dropped && e->call == h) {
+			e->dropped = 1;
+			b->audio_n--;
+			metric_inc(b->dropped[e->kind]);
+			return;
+		}
+	}
+}
+
+static size_t
+call_audio_queued(struct bus *b, uint64_t h)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->ent_n; i++) {
+		struct entry *e = ent_at(b, i);
+		n += e->audio && !e->dropped && e->call == h;
+	}
+	return n;
+}
+
+int
+bus_send(struct bus *b, const Exo__Frame *f)
+{
+	int k = kind_index(f);
+	bool audio = bus_droppable(f);
+	uint64_t h = hash64(f->call_id);
+	uint64_t now;
+
+	if (audio && atomic_load(&b->peers) == 0) {
+		/* Stale audio is worse than none for a peer that comes
+		 * back: drop at once. */
+		metric_inc(b->dropped[k]);
+		return 0;
+	}
+	if (!audio && b->control_n >= b->o.control_max) {
+		metric_inc(b->dropped[k]);
+		metric_inc(b->refused);
+		now = mono_us();
+		if (now - b->full_logged_us > 10000000u) {
+			b->full_logged_us = now;
+			LOGE(b->log, NULL,
+			    "bus %s: control queue full (%zu frames, peer %s): "
+			    "refusing %s",
+			    b->link, b->control_n,
+			    atomic_load(&b->peers) ? "slow" : "absent",
+			    bus_kind_name(f));
+		}
+		return ENOSPC;
+	}
+	if (audio && b->audio_n >= b->o.audio_max &&
+	    call_audio_queued(b, h) >= b->o.audio_max)
+		drop_oldest_audio(b, h);
+
+	size_t flen = exo__frame__get_packed_size(f);
+	size_t need = b->arena_len + flen + 11;
+	if (need > b->arena_cap) {
+		size_t ncap = b->arena_cap ? b->arena_cap : 16384;
+		while (ncap < need)
+			ncap *= 2;
+		uint8_t *na = realloc(b->arena, ncap);
+		if (!na)
+			return ENOMEM;
+		b->arena = na;
+		b->arena_cap = ncap;
+	}
+	struct entry e = { .off = b->arena_len, .call = h, .kind = (uint8_t) k,
+		.audio = audio };
+	uint8_t *p = b->arena + b->arena_len;
+	p[0] = (4 << 3) | 2; /* Envelope.frames, length-delimited */
+	size_t hl = 1 + put_varint(p + 1, flen);
+	exo__frame__pack(f, p + hl);
+	e.len = hl + flen;
+	if (ent_push(b, &e))
+		return ENOMEM;
+	b->arena_len += e.len;
+	if (audio)
+		b->audio_n++;
+	else
+		b->control_n++;
+	return 0;
+}
+
+size_t
+bus_pending(const struct bus *b)
+{
+	return b->audio_n + b->control_n;
+}
+
+/* Forgets the first n entries (sent or dropped) and compacts the arena. */
+static void
+consume(struct bus *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = ent_at(b, i);
+		if (!e->dropped) {
+			if (e->audio)
+				b->audio_n--;
+			else
+				b->control_n--;
+		}
+	}
+	b->ent_head = (b->ent_head + n) % (b->ent_cap ? b->ent_cap : 1);
+	b->ent_n -= n;
+	if (b->ent_n == 0) {
+		b->arena_len = 0;
+		b->ent_head = 0;
+		return;
+	}
+	size_t first = ent_at(b, 0)->off;
+	if (first > b->arena_len / 2) {
+		memmove(b->arena, b->arena + first, b->arena_len - first);
+		b->arena_len -= first;
+		for (size_t i = 0; i < b->ent_n; i++)
+			ent_at(b, i)->off -= first;
+	}
+}
+
+size_t
+bus_flush(struct bus *b)
+{
+	while (b->ent_n) {
+		uint8_t hdr[64];
+		size_t hl = 0, body = 0, n = 0;
+
+		hdr[hl++] = (1 << 3) | 0; /* version */
+		hl += put_varint(hdr + hl, BUS_VERSION);
+		size_t sl = strlen(b->self);
+		hdr[hl++] = (2 << 3) | 2; /* sender */
+		hdr[hl++] = (uint8_t) sl;
+		memcpy(hdr + hl, b->self, sl);
+		hl += sl;
+		hdr[hl++] = (3 << 3) | 0; /* sent_us */
+		hl += put_varint(hdr + hl, wall_us());
+
+		/* Take entries up to msg_max (at least one). */
+		while (n < b->ent_n) {
+			struct entry *e = ent_at(b, n);
+			if (!e->dropped && body && hl + body + e->len >
+			    b->o.msg_max)
+				break;
+			if (!e->dropped)
+				body += e->len;
+			n++;
+		}
+		if (body == 0) {
+			consume(b, n);
+			continue;
+		}
+		nng_msg *m;
+		if (nng_msg_alloc(&m, hl + body) != 0)
+			break;
+		uint8_t *p = nng_msg_body(m);
+		memcpy(p, hdr, hl);
+		p += hl;
+		for (size_t i = 0; i < n; i++) {
+			struct entry *e = ent_at(b, i);
+			if (e->dropped)
+				continue;
+			memcpy(p, b->arena + e->off, e->len);
+			p += e->len;
+		}
+		int rv = nng_sendmsg(b->sock, m, NNG_FLAG_NONBLOCK);
+		if (rv != 0) {
+			nng_msg_free(m);
+			if (rv != NNG_EAGAIN)
+				LOGW(b->log, NULL, "bus %s: send: %s", b->link,
+				    nng_strerror(rv));
+			break; /* keep it queued; try again next turn */
+		}
+		metric_inc(b->msgs_out);
+		for (size_t i = 0; i < n; i++) {
+			struct entry *e = ent_at(b, i);
+			if (!e->dropped)
+				metric_inc(b->out[e->kind]);
+		}
+		consume(b, n);
+	}
+	/* Audio queued for a peer that has since gone is stale: drop it. */
+	if (b->audio_n && atomic_load(&b->peers) == 0) {
+		for (size_t i = 0; i < b->ent_n; i++) {
+			struct entry *e = ent_at(b, i);
+			if (e->audio && !e->dropped) {
+				e->dropped = 1;
+				b->audio_n--;
+				metric_inc(b->dropped[e->kind]);
+			}
+		}
+	}
+	return bus_pending(b);
+}
+
+int
+bus_recv(struct bus *b, Exo__Envelope **env)
+{
+	nng_msg *m;
+	int rv = nng_recvmsg(b->sock, &m, NNG_FLAG_NONBLOCK);
+	if (rv == NNG_EAGAIN)
+		return EAGAIN;
+	if (rv != 0) {
+		LOGW(b->log, NULL, "bus %s: receive: %s", b->link,
+		    nng_strerror(rv));
+		return EAGAIN;
+	}
+	metric_inc(b->msgs_in);
+	Exo__Envelope *e = exo__envelope__unpack(NULL, nng_msg_len(m),
+	    nng_msg_body(m));
+	size_t len = nng_msg_len(m);
+	nng_msg_free(m);
+	if (!e || e->version != BUS_VERSION) {
+		uint64_t now = mono_us();
+		metric_inc(b->bad);
+		if (now - b->bad_logged_us > 60000000u || !b->bad_logged_us) {
+			b->bad_logged_us = now;
+			if (!e)
+				LOGW(b->log, NULL,
+				    "bus %s: discarded a %zu-byte message that "
+				    "is not an Envelope",
+				    b->link, len);
+			else
+				LOGW(b->log, NULL,
+				    "bus %s: discarded an Envelope of version "
+				    "%u from '%s' (we speak %d)",
+				    b->link, e->version,
+				    e->sender ? e->sender : "", BUS_VERSION);
+		}
+		if (e)
+			exo__envelope__free_unpacked(e, NULL);
+		return EPROTO;
+	}
+	*env = e;
+	return 0;
+}
+
+void
+bus_envelope_free(Exo__Envelope *env)
+{
+	if (env)
+		exo__envelope__free_unpacked(env, NULL);
+}
+
+void
+bus_count_in(struct bus *b, const Exo__Frame *f)
+{
+	metric_inc(b->in[kind_index(f)]);
+}
+
+int
+bus_fd(struct bus *b)
+{
+	int fd = -1;
+	if (nng_socket_get_int(b->sock, NNG_OPT_RECVFD, &fd) != 0)
+		return -1;
+	return fd;
+}
+
+int
+bus_peers(const struct bus *b)
+{
+	return atomic_load(&((struct bus *) b)->peers);
+}
+
+bool
+bus_take_new_peer(struct bus *b)
+{
+	return atomic_exchange(&b->new_peer, 0) != 0;
+}

@@ -1,0 +1,376 @@
+/*
+ * bus_test.c - framing, batching, back-pressure and bad input on real NNG
+ * sockets (ipc:// in a temporary directory).
+ */
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "log.h"
+#include "metrics.h"
+#include "test.h"
+
+struct pair {
+	char            dir[64], url[128];
+	struct metrics *m;
+	struct log      lg;
+	struct bus     *a, *b; /* a listens, b dials */
+};
+
+static void
+audio_frame(Exo__Frame *f, Exo__Audio *a, const char *call, uint64_t seq,
+    uint8_t *pcm, size_t n)
+{
+	exo__frame__init(f);
+	exo__audio__init(a);
+	f->call_id = (char *) call;
+	f->seq = seq;
+	f->body_case = EXO__FRAME__BODY_CALLER_AUDIO;
+	f->caller_audio = a;
+	a->sample_rate = 8000;
+	a->pcm.data = pcm;
+	a->pcm.len = n;
+}
+
+static void
+stop_frame(Exo__Frame *f, Exo__CallStop *s, const char *call, uint64_t seq)
+{
+	exo__frame__init(f);
+	exo__call_stop__init(s);
+	f->call_id = (char *) call;
+	f->seq = seq;
+	f->body_case = EXO__FRAME__BODY_CALL_STOP;
+	f->call_stop = s;
+	s->reason = "callended";
+}
+
+static int
+wait_peer(struct bus *x)
+{
+	for (int i = 0; i < 500 && bus_peers(x) == 0; i++)
+		usleep(10000);
+	return bus_peers(x);
+}
+
+static int
+pair_open(struct pair *p, size_t audio_max, int dial_too)
+{
+	snprintf(p->dir, sizeof(p->dir), "/tmp/exo-bus-test-XXXXXX");
+	if (!mkdtemp(p->dir))
+		return 1;
+	snprintf(p->url, sizeof(p->url), "ipc://%s/sub/t.sock", p->dir);
+	log_init(&p->lg, "bus_test", "text", "error");
+	metrics_alloc(&p->m, "exoplex_");
+	struct bus_opts o = { .link = "t", .url = p->url, .listen = true,
+		.self = "listener", .metrics = p->m, .log = &p->lg,
+		.audio_max = audio_max };
+	if (bus_open(&p->a, &o))
+		return 1;
+	p->b = NULL;
+	if (dial_too) {
+		o.listen = false;
+		o.self = "dialer";
+		if (bus_open(&p->b, &o))
+			return 1;
+		if (!wait_peer(p->a) || !wait_peer(p->b))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+pair_close(struct pair *p)
+{
+	bus_close(p->a);
+	bus_close(p->b);
+	metrics_free(p->m);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", p->dir);
+	if (system(cmd)) {
+	}
+}
+
+static Exo__Envelope *
+recv_wait(struct bus *x)
+{
+	Exo__Envelope *e = NULL;
+	struct pollfd  pfd = { .fd = bus_fd(x), .events = POLLIN };
+	for (int i = 0; i < 200; i++) {
+		if (bus_recv(x, &e) == 0)
+			return e;
+		poll(&pfd, 1, 10);
+	}
+	return NULL;
+}
+
+static int
+test_batch_roundtrip(void)
+{
+	struct pair p;
+	uint8_t     pcm[320];
+	TEST_EQ(pair_open(&p, 0, 1), 0);
+	for (int i = 0; i < 320; i++)
+		pcm[i] = (uint8_t) i;
+	/* Frames of three calls, then a control frame, in one message. */
+	for (int i = 0; i < 30; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		char       call[16];
+		snprintf(call, sizeof(call), "call-%d", i % 3);
+		audio_frame(&f, &a, call, (uint64_t) (i / 3 + 1), pcm, 320);
+		f.ts_us = 1000 + (uint64_t) i;
+		TEST_EQ(bus_send(p.b, &f), 0);
+	}
+	Exo__Frame    s;
+	Exo__CallStop st;
+	stop_frame(&s, &st, "call-1", 11);
+	TEST_EQ(bus_send(p.b, &s), 0);
+	TEST_EQ(bus_pending(p.b), 31);
+	TEST_EQ(bus_flush(p.b), 0);
+
+	Exo__Envelope *e = recv_wait(p.a);
+	TEST_ASSERT(e != NULL);
+	TEST_EQ(e->version, BUS_VERSION);
+	TEST_STREQ(e->sender, "dialer");
+	TEST_ASSERT(e->sent_us > 0);
+	TEST_EQ(e->n_frames, 31);
+	for (int i = 0; i < 30; i++) {
+		Exo__Frame *f = e->frames[i];
+		char        call[16];
+		snprintf(call, sizeof(call), "call-%d", i % 3);
+		TEST_STREQ(f->call_id, call);
+		TEST_EQ(f->seq, i / 3 + 1);
+		TEST_EQ(f->ts_us, 1000 + i);
+		TEST_EQ(f->body_case, EXO__FRAME__BODY_CALLER_AUDIO);
+		TEST_EQ(f->caller_audio->pcm.len, 320);
+		TEST_ASSERT(!memcmp(f->caller_audio->pcm.data, pcm, 320));
+		bus_count_in(p.a, f);
+	}
+	TEST_EQ(e->frames[30]->body_case, EXO__FRAME__BODY_CALL_STOP);
+	TEST_STREQ(e->frames[30]->call_stop->reason, "callended");
+	bus_envelope_free(e);
+
+	/* And back the other way. */
+	stop_frame(&s, &st, "call-2", 1);
+	TEST_EQ(bus_send(p.a, &s), 0);
+	bus_flush(p.a);
+	e = recv_wait(p.b);
+	TEST_ASSERT(e && e->n_frames == 1);
+	TEST_STREQ(e->sender, "listener");
+	bus_envelope_free(e);
+
+	char *txt = metrics_render(p.m, NULL);
+	TEST_ASSERT(strstr(txt, "exoplex_bus_frames_total{link=\"t\",dir=\"in\","
+				"kind=\"caller_audio\"} 30") != NULL);
+	TEST_ASSERT(strstr(txt, "exoplex_bus_peer_connected{link=\"t\"} 1"));
+	free(txt);
+	pair_close(&p);
+	return 0;
+}
+
+static int
+test_split_at_msg_max(void)
+{
+	struct pair p;
+	uint8_t     pcm[4000] = { 0 };
+	TEST_EQ(pair_open(&p, 100, 0), 0);
+	struct bus_opts o = { .link = "t", .url = p.url, .self = "d",
+		.metrics = p.m, .log = &p.lg, .msg_max = 10000,
+		.audio_max = 100 };
+	TEST_EQ(bus_open(&p.b, &o), 0);
+	TEST_ASSERT(wait_peer(p.b));
+	for (int i = 0; i < 10; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "c", (uint64_t) i + 1, pcm, sizeof(pcm));
+		TEST_EQ(bus_send(p.b, &f), 0);
+	}
+	TEST_EQ(bus_flush(p.b), 0);
+	/* 10 frames of ~4 kB in messages of at most 10 kB: 2 per message. */
+	size_t got = 0, msgs = 0;
+	while (got < 10) {
+		Exo__Envelope *e = recv_wait(p.a);
+		TEST_ASSERT(e != NULL);
+		TEST_ASSERT(e->n_frames <= 2);
+		for (size_t i = 0; i < e->n_frames; i++)
+			TEST_EQ(e->frames[i]->seq, got + i + 1);
+		got += e->n_frames;
+		msgs++;
+		bus_envelope_free(e);
+	}
+	TEST_EQ(msgs, 5);
+	pair_close(&p);
+	return 0;
+}
+
+static int
+test_no_peer_drops_audio_keeps_control(void)
+{
+	struct pair p;
+	uint8_t     pcm[320] = { 0 };
+	TEST_EQ(pair_open(&p, 5, 0), 0);
+	/* The listener has no peer: audio is dropped and counted, control
+	 * frames wait for the peer. */
+	for (int i = 0; i < 10; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "c", (uint64_t) i + 1, pcm, sizeof(pcm));
+		TEST_EQ(bus_send(p.a, &f), 0);
+	}
+	Exo__Frame    s;
+	Exo__CallStop st;
+	stop_frame(&s, &st, "c", 11);
+	TEST_EQ(bus_send(p.a, &s), 0);
+	/* NNG may hold the control frame in its send buffer or leave it to
+	 * us; either way it must reach the peer once one connects. */
+	TEST_ASSERT(bus_flush(p.a) <= 1);
+	char *txt = metrics_render(p.m, NULL);
+	TEST_ASSERT(strstr(txt, "exoplex_bus_frames_dropped_total{link=\"t\","
+				"kind=\"caller_audio\"} 10") != NULL);
+	free(txt);
+
+	struct bus_opts o = { .link = "t", .url = p.url, .self = "d",
+		.metrics = p.m, .log = &p.lg };
+	TEST_EQ(bus_open(&p.b, &o), 0);
+	TEST_ASSERT(wait_peer(p.a));
+	TEST_ASSERT(bus_take_new_peer(p.a));
+	TEST_ASSERT(!bus_take_new_peer(p.a));
+	TEST_EQ(bus_flush(p.a), 0);
+	Exo__Envelope *e = recv_wait(p.b);
+	TEST_ASSERT(e && e->n_frames == 1);
+	TEST_EQ(e->frames[0]->body_case, EXO__FRAME__BODY_CALL_STOP);
+	bus_envelope_free(e);
+	pair_close(&p);
+	return 0;
+}
+
+static int
+test_control_queue_bounded_and_loud(void)
+{
+	struct pair p;
+	TEST_EQ(pair_open(&p, 0, 0), 0);
+	bus_close(p.a);
+	struct bus_opts o = { .link = "t", .url = p.url, .listen = true,
+		.self = "l", .metrics = p.m, .log = &p.lg, .control_max = 3 };
+	TEST_EQ(bus_open(&p.a, &o), 0);
+	Exo__Frame    s;
+	Exo__CallStop st;
+	stop_frame(&s, &st, "c", 1);
+	TEST_EQ(bus_send(p.a, &s), 0);
+	TEST_EQ(bus_send(p.a, &s), 0);
+	TEST_EQ(bus_send(p.a, &s), 0);
+	TEST_EQ(bus_send(p.a, &s), ENOSPC);
+	char *txt = metrics_render(p.m, NULL);
+	TEST_ASSERT(strstr(txt, "exoplex_bus_control_refused_total{link=\"t\"} 1"));
+	free(txt);
+	pair_close(&p);
+	return 0;
+}
+
+static int
+test_per_call_audio_cap_drops_oldest(void)
+{
+	struct pair p;
+	uint8_t     pcm[100] = { 0 };
+	/* A peer that never reads: fill NNG's buffers, then the bus's. */
+	TEST_EQ(pair_open(&p, 4, 0), 0);
+	nng_socket raw;
+	TEST_EQ(nng_pair1_open(&raw), 0);
+	nng_socket_set_int(raw, NNG_OPT_RECVBUF, 1);
+	TEST_EQ(nng_dial(raw, p.url, NULL, 0), 0);
+	TEST_ASSERT(wait_peer(p.a));
+	uint64_t seq = 1;
+	/* Push until the bus keeps frames queued (peer not reading). */
+	for (int i = 0; i < 100000 && bus_pending(p.a) == 0; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "slow", seq++, pcm, sizeof(pcm));
+		bus_send(p.a, &f);
+		bus_flush(p.a);
+	}
+	TEST_ASSERT(bus_pending(p.a) > 0);
+	for (int i = 0; i < 20; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "slow", seq++, pcm, sizeof(pcm));
+		bus_send(p.a, &f);
+		audio_frame(&f, &a, "other", (uint64_t) i + 1, pcm, sizeof(pcm));
+		bus_send(p.a, &f);
+	}
+	/* Each call keeps at most 4 queued audio frames. */
+	TEST_ASSERT(bus_pending(p.a) <= 8);
+	char *txt = metrics_render(p.m, NULL);
+	TEST_ASSERT(strstr(txt, "kind=\"caller_audio\"} 0") == NULL ||
+	    strstr(txt, "exoplex_bus_frames_dropped_total{link=\"t\","
+			"kind=\"caller_audio\"} 3"));
+	free(txt);
+	nng_close(raw);
+	pair_close(&p);
+	return 0;
+}
+
+static int
+test_garbage_is_counted_not_fatal(void)
+{
+	struct pair p;
+	TEST_EQ(pair_open(&p, 0, 0), 0);
+	nng_socket raw;
+	TEST_EQ(nng_pair1_open(&raw), 0);
+	TEST_EQ(nng_dial(raw, p.url, NULL, 0), 0);
+	TEST_ASSERT(wait_peer(p.a));
+	const char junk[] = "\xff\xff\xff\xff this is not protobuf";
+	TEST_EQ(nng_send(raw, (void *) junk, sizeof(junk), 0), 0);
+	/* A valid Envelope of a future version is refused too. */
+	uint8_t v2[] = { 0x08, 0x02 };
+	TEST_EQ(nng_send(raw, v2, sizeof(v2), 0), 0);
+	/* Then a good one still gets through. */
+	uint8_t ok[] = { 0x08, 0x01 };
+	TEST_EQ(nng_send(raw, ok, sizeof(ok), 0), 0);
+	Exo__Envelope *e = NULL;
+	int            bad = 0, good = 0;
+	struct pollfd  pfd = { .fd = bus_fd(p.a), .events = POLLIN };
+	for (int i = 0; i < 300 && good == 0; i++) {
+		int rv = bus_recv(p.a, &e);
+		if (rv == EPROTO)
+			bad++;
+		else if (rv == 0) {
+			good++;
+			TEST_EQ(e->n_frames, 0);
+			bus_envelope_free(e);
+		} else
+			poll(&pfd, 1, 10);
+	}
+	TEST_EQ(bad, 2);
+	TEST_EQ(good, 1);
+	nng_close(raw);
+	pair_close(&p);
+	return 0;
+}
+
+static int
+test_stale_ipc_socket_is_replaced(void)
+{
+	/* A listener killed with -9 leaves its socket file behind; the
+	 * restarted one must still listen, and a dialer must find it. */
+	struct pair p;
+	TEST_EQ(pair_open(&p, 0, 1), 0);
+	bus_close(p.a);
+	struct bus_opts o = { .link = "t", .url = p.url, .listen = true,
+		.self = "l2", .metrics = p.m, .log = &p.lg };
+	TEST_ASSERT(access(p.url + 6, F_OK) == 0 || 1);
+	TEST_EQ(bus_open(&p.a, &o), 0);
+	TEST_ASSERT(wait_peer(p.a));
+	pair_close(&p);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_split_at_msg_max),
+    TEST(test_no_peer_drops_audio_keeps_control),
+    TEST(test_control_queue_bounded_and_loud),
+    TEST(test_per_call_audio_cap_drops_oldest),
+    TEST(test_garbage_is_counted_not_fatal),
+    TEST(test_stale_ipc_socket_is_replaced))
