@@ -1,0 +1,134 @@
+# tests/lib.sh - start the trio and the stand-ins on loopback, stop them by PID.
+#
+# Source it from a test script. Everything runs under a fresh temporary
+# directory ($T); every process started with `spawn` is killed on exit
+# (SIGTERM, then SIGKILL after a grace period), whatever happens.
+set -u
+: "${BIN:?set BIN to the directory of the built programs}"
+BIN=$(cd "$BIN" && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/exoplex-e2e.XXXXXX")
+PIDS=()
+NAMES=()
+KEEP_LOGS=${KEEP_LOGS:-0}
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+cleanup() {
+	local rc=$?
+	for i in "${!PIDS[@]}"; do
+		kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+	done
+	for _ in $(seq 30); do
+		local alive=0
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	if [ $rc != 0 ] || [ "$KEEP_LOGS" = 1 ]; then
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "----- $(basename "$f") (last 40 lines)" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1.
+free_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# spawn NAME CMD...: start CMD in the background, logging to $T/NAME.log.
+spawn() {
+	local name=$1
+	shift
+	"$@" >"$T/$name.log" 2>&1 &
+	PIDS+=($!)
+	NAMES+=("$name")
+	log "started $name (pid $!)"
+}
+
+# pid_of NAME
+pid_of() {
+	for i in "${!NAMES[@]}"; do
+		[ "${NAMES[$i]}" = "$1" ] && echo "${PIDS[$i]}"
+	done
+}
+
+# wait_http URL [SECONDS]: until URL answers 200.
+wait_http() {
+	local url=$1 deadline=$((SECONDS + ${2:-10}))
+	while [ $SECONDS -lt $deadline ]; do
+		curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "timed out waiting for $url"
+	return 1
+}
+
+# metric URL NAME_WITH_LABELS: the value of one series (0 if absent).
+metric() {
+	curl -fsS --max-time 2 "$1/metrics" | awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+# json_get JSON_FILE EXPR: python expression over `d` (the parsed file).
+json_get() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# start_trio [EXTRA ENV...]: fakeplex must already be up when calls start,
+# but the trio itself may start in any order.
+start_trio() {
+	read -r P_LISTEN P_ADM_I P_ADM_T P_ADM_E <<<"$(free_ports 4)"
+	export EXOPLEX_BUS_DIR="$T/bus"
+	export EXOPLEX_LOG_LEVEL=${EXOPLEX_LOG_LEVEL:-info}
+	ADM_I="http://127.0.0.1:$P_ADM_I"
+	ADM_T="http://127.0.0.1:$P_ADM_T"
+	ADM_E="http://127.0.0.1:$P_ADM_E"
+	spawn egress env "$@" "$BIN/exoplex-egress" --admin "127.0.0.1:$P_ADM_E"
+	spawn transcoder env "$@" "$BIN/exoplex-transcoder" --admin "127.0.0.1:$P_ADM_T"
+	spawn ingress env "$@" "$BIN/exoplex-ingress" --admin "127.0.0.1:$P_ADM_I" \
+		--listen "127.0.0.1:$P_LISTEN"
+	wait_http "$ADM_E/healthz" && wait_http "$ADM_T/healthz" && wait_http "$ADM_I/healthz" || return 1
+	# The bus links are up when each side reports its peer.
+	local deadline=$((SECONDS + 10))
+	while [ $SECONDS -lt $deadline ]; do
+		local a b c
+		a=$(metric "$ADM_I" 'exoplex_bus_peer_connected{link="transcoder"}')
+		b=$(metric "$ADM_I" 'exoplex_bus_peer_connected{link="control"}')
+		c=$(metric "$ADM_T" 'exoplex_bus_peer_connected{link="egress"}')
+		[ "$a$b$c" = 111 ] && return 0
+		sleep 0.1
+	done
+	log "bus links did not come up"
+	return 1
+}
+
+# start_fakeplex [FLAGS...]: a PersonaPlex stand-in on a free port.
+start_fakeplex() {
+	read -r P_PLEX P_PLEX_ADM <<<"$(free_ports 2)"
+	PLEX_URL="ws://127.0.0.1:$P_PLEX"
+	PLEX_ADM="http://127.0.0.1:$P_PLEX_ADM"
+	spawn fakeplex "$BIN/exoplex-fakeplex" --listen "127.0.0.1:$P_PLEX" \
+		--admin "127.0.0.1:$P_PLEX_ADM" "$@"
+	wait_http "$PLEX_ADM/healthz"
+}
+
+# plex_stat KEY: one field of the stand-in's /stats JSON.
+plex_stat() {
+	curl -fsS --max-time 2 "$PLEX_ADM/stats" >"$T/stats.json" &&
+		json_get "$T/stats.json" "d$1"
+}
