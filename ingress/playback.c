@@ -1,0 +1,258 @@
+/*
+ * playback.c - per-call playback buffer and real-time pacer. See
+ * playback.h for the rules.
+ */
+#include "playback.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct playback {
+	int      rate;
+	size_t   frame; /* bytes per 20 ms */
+	size_t   msg; /* bytes per full message */
+	uint64_t lead_us;
+	uint64_t urgent_us;
+	uint64_t hold_us; /* idle: how long a short remainder may wait */
+
+	uint8_t *ring;
+	size_t   cap, head, len;
+
+	uint64_t played_until; /* µs, same clock as now_us; 0 = never */
+	uint64_t since; /* idle: when audio was first seen waiting */
+	bool     since_valid;
+	bool     was_playing; /* sent something since the clock last ran out */
+	bool     draining;
+
+	struct playback_stats st;
+};
+
+int
+playback_alloc(struct playback **out, const struct playback_opts *o)
+{
+	struct playback *pb;
+	unsigned         msg_ms, buf_ms;
+	size_t           max_bytes;
+
+	*out = NULL;
+	if (o->rate != 8000 && o->rate != 16000 && o->rate != 24000)
+		return EINVAL;
+	if ((pb = calloc(1, sizeof(*pb))) == NULL)
+		return ENOMEM;
+	msg_ms = o->msg_ms ? o->msg_ms : 100;
+	if (msg_ms < 20)
+		msg_ms = 20;
+	if (msg_ms > 1000)
+		msg_ms = 1000;
+	msg_ms -= msg_ms % 20;
+	max_bytes = o->max_bytes ? o->max_bytes : PLAYBACK_MAX_MSG_BYTES;
+	if (max_bytes > PLAYBACK_MAX_MSG_BYTES)
+		max_bytes = PLAYBACK_MAX_MSG_BYTES;
+
+	pb->rate  = o->rate;
+	pb->frame = (size_t)o->rate / 50 * 2;
+	pb->msg   = (size_t)msg_ms / 20 * pb->frame;
+	if (pb->msg > max_bytes)
+		pb->msg = max_bytes / pb->frame * pb->frame;
+	if (pb->msg < pb->frame)
+		pb->msg = pb->frame; /* a frame is the floor (≤ 960 B) */
+	pb->lead_us   = (uint64_t)(o->lead_ms ? o->lead_ms : 200) * 1000;
+	pb->urgent_us = (uint64_t)(o->urgent_ms ? o->urgent_ms : 60) * 1000;
+	pb->hold_us   = (uint64_t)msg_ms * 1000;
+
+	buf_ms  = o->buffer_ms ? o->buffer_ms : 10000;
+	pb->cap = (size_t)buf_ms / 20 * pb->frame;
+	if (pb->cap < 2 * pb->msg)
+		pb->cap = 2 * pb->msg;
+	if ((pb->ring = malloc(pb->cap)) == NULL) {
+		free(pb);
+		return ENOMEM;
+	}
+	*out = pb;
+	return 0;
+}
+
+void
+playback_free(struct playback *pb)
+{
+	if (pb == NULL)
+		return;
+	free(pb->ring);
+	free(pb);
+}
+
+static void
+ring_drop(struct playback *pb, size_t n)
+{
+	pb->head = (pb->head + n) % pb->cap;
+	pb->len -= n;
+	if (pb->len == 0)
+		pb->head = 0;
+}
+
+static void
+ring_read(struct playback *pb, uint8_t *out, size_t n)
+{
+	size_t first = pb->cap - pb->head;
+
+	if (first > n)
+		first = n;
+	memcpy(out, pb->ring + pb->head, first);
+	memcpy(out + first, pb->ring, n - first);
+	ring_drop(pb, n);
+}
+
+int
+playback_push(struct playback *pb, const uint8_t *pcm, size_t n)
+{
+	size_t tail, first;
+
+	if (n % 2 != 0)
+		return EINVAL;
+	if (n > pb->cap) {
+		/* Only the newest cap bytes can be kept. */
+		pb->st.dropped_bytes += pb->len + (n - pb->cap);
+		pb->len  = 0;
+		pb->head = 0;
+		pcm += n - pb->cap;
+		n = pb->cap;
+	}
+	if (pb->len + n > pb->cap) {
+		/* Drop the oldest whole frames, keeping samples aligned. */
+		size_t need = pb->len + n - pb->cap;
+		size_t drop = (need + pb->frame - 1) / pb->frame * pb->frame;
+		if (drop > pb->len)
+			drop = pb->len;
+		ring_drop(pb, drop);
+		pb->st.dropped_bytes += drop;
+	}
+	tail  = (pb->head + pb->len) % pb->cap;
+	first = pb->cap - tail;
+	if (first > n)
+		first = n;
+	memcpy(pb->ring + tail, pcm, first);
+	memcpy(pb->ring, pcm + first, n - first);
+	pb->len += n;
+	return 0;
+}
+
+static uint64_t
+bytes_us(const struct playback *pb, size_t n)
+{
+	return (uint64_t)n * 1000000u / ((uint64_t)pb->rate * 2);
+}
+
+size_t
+playback_next(struct playback *pb, uint64_t now_us, uint8_t *out, size_t cap)
+{
+	bool     playing;
+	uint64_t ahead;
+	size_t   take, n;
+
+	if (pb->len == 0) {
+		pb->since_valid = false;
+		return 0;
+	}
+	if (cap < pb->msg)
+		return 0;
+	playing = pb->played_until > now_us;
+	if (!playing) {
+		/* The clock ran out: restart it at now, never catch up. */
+		if (pb->was_playing) {
+			pb->st.underruns++;
+			pb->was_playing = false;
+		}
+		pb->played_until = now_us;
+		if (!pb->since_valid) {
+			pb->since       = now_us;
+			pb->since_valid = true;
+		}
+	}
+	ahead = pb->played_until - now_us;
+	if (ahead >= pb->lead_us)
+		return 0;
+
+	if (pb->len >= pb->msg) {
+		take = pb->msg;
+	} else {
+		/* Less than a message: wait for more unless the caller would
+		 * hear a gap now (playing and nearly out, or idle too long),
+		 * or the call is ending. */
+		bool urgent = pb->draining
+		    || (playing ? ahead <= pb->urgent_us
+		                : now_us - pb->since >= pb->hold_us);
+		if (!urgent)
+			return 0;
+		/* Playing: send the whole frames and keep the remainder for
+		 * the next chunk, so padding never lands mid-stream while
+		 * audio is still coming. Idle too long or draining: this is
+		 * the tail of an utterance; send it all, padded below. */
+		if (playing && !pb->draining && pb->len >= pb->frame)
+			take = pb->len / pb->frame * pb->frame;
+		else
+			take = pb->len;
+	}
+	ring_read(pb, out, take);
+	n = (take + pb->frame - 1) / pb->frame * pb->frame;
+	if (n > take) {
+		memset(out + take, 0, n - take);
+		pb->st.padded++;
+	}
+	pb->played_until += bytes_us(pb, n);
+	pb->was_playing = true;
+	pb->since_valid = false;
+	pb->st.msgs++;
+	pb->st.bytes += n;
+	return n;
+}
+
+size_t
+playback_clear(struct playback *pb)
+{
+	size_t n = pb->len;
+
+	pb->st.cleared_bytes += n;
+	pb->len          = 0;
+	pb->head         = 0;
+	pb->played_until = 0;
+	pb->since_valid  = false;
+	pb->was_playing  = false;
+	return n;
+}
+
+void
+playback_drain(struct playback *pb)
+{
+	pb->draining = true;
+}
+
+size_t
+playback_msg_bytes(const struct playback *pb)
+{
+	return pb->msg;
+}
+
+size_t
+playback_frame_bytes(const struct playback *pb)
+{
+	return pb->frame;
+}
+
+size_t
+playback_buffered(const struct playback *pb)
+{
+	return pb->len;
+}
+
+uint64_t
+playback_ahead_us(const struct playback *pb, uint64_t now_us)
+{
+	return pb->played_until > now_us ? pb->played_until - now_us : 0;
+}
+
+const struct playback_stats *
+playback_stats(const struct playback *pb)
+{
+	return &pb->st;
+}
