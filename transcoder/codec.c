@@ -1,0 +1,136 @@
+/*
+ * codec.c - libopus at 24 kHz mono.
+ */
+#include "codec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <opus/opus.h>
+
+struct codec_enc {
+	OpusEncoder *opus;
+	int          lookahead;
+};
+
+struct codec_dec {
+	OpusDecoder *opus;
+};
+
+int
+codec_enc_alloc(struct codec_enc **out, int complexity, int bitrate)
+{
+	struct codec_enc *e;
+	int               err = 0;
+
+	*out = NULL;
+	if (complexity < 0 || complexity > 10 || bitrate < 500
+	    || bitrate > 512000)
+		return EINVAL;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return ENOMEM;
+	e->opus
+	    = opus_encoder_create(CODEC_RATE, 1, OPUS_APPLICATION_VOIP, &err);
+	if (e->opus == NULL) {
+		free(e);
+		return ENOMEM;
+	}
+	/* DTX stays off: the server decodes every packet, and its output
+	 * is clocked by its input, so every 20 ms must carry a packet. */
+	if (opus_encoder_ctl(e->opus, OPUS_SET_SIGNAL(OPUS_SIGNAL_VOICE))
+	    || opus_encoder_ctl(e->opus, OPUS_SET_COMPLEXITY(complexity))
+	    || opus_encoder_ctl(e->opus, OPUS_SET_BITRATE(bitrate))
+	    || opus_encoder_ctl(e->opus, OPUS_SET_DTX(0))
+	    || opus_encoder_ctl(e->opus, OPUS_GET_LOOKAHEAD(&e->lookahead))) {
+		codec_enc_free(e);
+		return EINVAL;
+	}
+	*out = e;
+	return 0;
+}
+
+void
+codec_enc_free(struct codec_enc *e)
+{
+	if (e == NULL)
+		return;
+	opus_encoder_destroy(e->opus);
+	free(e);
+}
+
+void
+codec_enc_reset(struct codec_enc *e)
+{
+	opus_encoder_ctl(e->opus, OPUS_RESET_STATE);
+}
+
+int
+codec_enc_lookahead(const struct codec_enc *e)
+{
+	return e->lookahead;
+}
+
+int
+codec_encode(struct codec_enc *e, const int16_t *pcm, uint8_t *out, size_t cap,
+    size_t *outn)
+{
+	opus_int32 n;
+
+	*outn = 0;
+	n     = opus_encode(e->opus, pcm, CODEC_FRAME, out,
+            cap > 0x7fff ? 0x7fff : (opus_int32)cap);
+	if (n < 0)
+		return EIO;
+	*outn = (size_t)n;
+	return 0;
+}
+
+int
+codec_dec_alloc(struct codec_dec **out)
+{
+	struct codec_dec *d;
+	int               err = 0;
+
+	*out = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return ENOMEM;
+	if ((d->opus = opus_decoder_create(CODEC_RATE, 1, &err)) == NULL) {
+		free(d);
+		return ENOMEM;
+	}
+	*out = d;
+	return 0;
+}
+
+void
+codec_dec_free(struct codec_dec *d)
+{
+	if (d == NULL)
+		return;
+	opus_decoder_destroy(d->opus);
+	free(d);
+}
+
+void
+codec_dec_reset(struct codec_dec *d)
+{
+	opus_decoder_ctl(d->opus, OPUS_RESET_STATE);
+}
+
+int
+codec_decode(struct codec_dec *d, const uint8_t *pkt, size_t n, int16_t *pcm,
+    size_t cap, size_t *outn)
+{
+	int got;
+
+	*outn = 0;
+	/* An empty packet would make libopus conceal a loss: refuse it. */
+	if (n == 0 || n > 0x7fffffff)
+		return EINVAL;
+	got = opus_decode(d->opus, pkt, (opus_int32)n, pcm,
+	    cap > CODEC_MAX_FRAME ? CODEC_MAX_FRAME : (int)cap, 0);
+	if (got < 0)
+		return EINVAL;
+	*outn = (size_t)got;
+	return 0;
+}

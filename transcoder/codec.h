@@ -1,0 +1,46 @@
+/*
+ * codec.h - the libopus encoder and decoder PersonaPlex speaks: 24 kHz
+ * mono, 20 ms frames up, any legal frame size down.
+ *
+ * Each object owns its libopus state; the matching _free releases it.
+ */
+#ifndef EXO_CODEC_H
+#define EXO_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CODEC_RATE 24000
+#define CODEC_FRAME 480 /* 20 ms at 24 kHz: what we encode */
+#define CODEC_MAX_FRAME 2880 /* 120 ms: the longest Opus packet */
+#define CODEC_MAX_PACKET 1275 /* longest 20 ms Opus packet */
+#define CODEC_COMPLEXITY_DEF 5
+#define CODEC_BITRATE_DEF 24000
+
+struct codec_enc;
+struct codec_dec;
+
+/* Creates a VOIP encoder (signal voice, DTX off) with complexity 0..10
+ * and bitrate in bit/s (500..512000). Returns 0, EINVAL or ENOMEM. */
+int  codec_enc_alloc(struct codec_enc **out, int complexity, int bitrate);
+void codec_enc_free(struct codec_enc *e);
+/* Forgets the signal history, for a stream that a fresh decoder reads. */
+void codec_enc_reset(struct codec_enc *e);
+/* The encoder's look-ahead in 24 kHz samples (OpusHead pre-skip / 2). */
+int codec_enc_lookahead(const struct codec_enc *e);
+/* Encodes one CODEC_FRAME of pcm into out (CODEC_MAX_PACKET bytes is
+ * enough) and sets *outn. Returns 0 or EIO. */
+int codec_encode(struct codec_enc *e, const int16_t *pcm, uint8_t *out,
+    size_t cap, size_t *outn);
+
+/* Creates a 24 kHz mono decoder. Returns 0 or ENOMEM. */
+int  codec_dec_alloc(struct codec_dec **out);
+void codec_dec_free(struct codec_dec *d);
+void codec_dec_reset(struct codec_dec *d);
+/* Decodes one packet into pcm (cap samples; CODEC_MAX_FRAME is enough)
+ * and sets *outn. Returns 0, or EINVAL for a packet libopus refuses (a
+ * corrupt or empty packet) with *outn = 0. */
+int codec_decode(struct codec_dec *d, const uint8_t *pkt, size_t n,
+    int16_t *pcm, size_t cap, size_t *outn);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * codec_test.c - libopus settings, a tone through encode and decode, and
+ * packets libopus refuses.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "spectrum.h"
+#include "test.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+static int
+test_bad_settings(void)
+{
+	struct codec_enc *e = (struct codec_enc *)1;
+
+	TEST_EQ(codec_enc_alloc(&e, 11, 24000), EINVAL);
+	TEST_ASSERT(e == NULL);
+	TEST_EQ(codec_enc_alloc(&e, -1, 24000), EINVAL);
+	TEST_EQ(codec_enc_alloc(&e, 5, 100), EINVAL);
+	codec_enc_free(NULL);
+	codec_dec_free(NULL);
+	return 0;
+}
+
+static int
+test_tone(void)
+{
+	static int16_t    out[50 * CODEC_FRAME + CODEC_MAX_FRAME];
+	struct codec_enc *e;
+	struct codec_dec *d;
+	int16_t           pcm[CODEC_FRAME];
+	uint8_t           pkt[CODEC_MAX_PACKET];
+	size_t            n, got, total = 0, bytes = 0;
+
+	TEST_EQ(
+	    codec_enc_alloc(&e, CODEC_COMPLEXITY_DEF, CODEC_BITRATE_DEF), 0);
+	TEST_EQ(codec_dec_alloc(&d), 0);
+	/* 2.5 ms of look-ahead, plus 4 ms of SILK delay in VOIP mode. */
+	printf("  lookahead %d samples\n", codec_enc_lookahead(e));
+	TEST_ASSERT(codec_enc_lookahead(e) >= 60);
+	TEST_ASSERT(codec_enc_lookahead(e) <= 480);
+	for (int f = 0; f < 50; f++) {
+		for (int i = 0; i < CODEC_FRAME; i++)
+			pcm[i] = (int16_t)(8000
+			    * sin(2 * M_PI * 1000 * (f * CODEC_FRAME + i)
+			        / CODEC_RATE));
+		TEST_EQ(codec_encode(e, pcm, pkt, sizeof(pkt), &n), 0);
+		TEST_ASSERT(n > 2);
+		bytes += n;
+		TEST_EQ(codec_decode(
+		            d, pkt, n, out + total, CODEC_MAX_FRAME, &got),
+		    0);
+		TEST_EQ(got, CODEC_FRAME);
+		total += got;
+	}
+	/* 24 kbit/s is 60 bytes per 20 ms; VBR stays near it. */
+	printf("  %zu bytes per second\n", bytes);
+	TEST_ASSERT(bytes > 1000 && bytes < 6000);
+	TEST_NEAR(spectrum_dominant_hz(out + 2400, total - 2400, CODEC_RATE),
+	    1000, 10);
+	codec_enc_reset(e);
+	codec_dec_reset(d);
+	codec_enc_free(e);
+	codec_dec_free(d);
+	return 0;
+}
+
+static int
+test_bad_packet(void)
+{
+	struct codec_dec *d;
+	int16_t           out[CODEC_MAX_FRAME];
+	const uint8_t     zero_frames[] = { 0x03, 0x00 }; /* code 3, M = 0 */
+	size_t            got           = 1;
+
+	TEST_EQ(codec_dec_alloc(&d), 0);
+	TEST_EQ(codec_decode(d, zero_frames, 0, out, CODEC_MAX_FRAME, &got),
+	    EINVAL);
+	TEST_EQ(got, 0);
+	TEST_EQ(codec_decode(d, zero_frames, sizeof(zero_frames), out,
+	            CODEC_MAX_FRAME, &got),
+	    EINVAL);
+	/* A valid 20 ms packet into too small a buffer is refused too. */
+	TEST_EQ(codec_decode(d, (const uint8_t[]) { 0xf8, 0xff, 0xfe }, 3, out,
+	            100, &got),
+	    EINVAL);
+	codec_dec_free(d);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_bad_settings), TEST(test_tone), TEST(test_bad_packet))

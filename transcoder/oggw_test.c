@@ -1,0 +1,235 @@
+/*
+ * oggw_test.c - the Ogg Opus writer: exact header bytes (the sphn golden
+ * OpusHead page), page layout and granules, and a stream that opusinfo
+ * accepts without a warning.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "oggw.h"
+#include "test.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+struct pages {
+	uint8_t buf[1 << 20];
+	size_t  len;
+	size_t  n;
+	size_t  off[1024]; /* start of each page, for the first 1024 */
+	size_t  size[1024];
+	int     headers;
+};
+
+static void
+collect(void *arg, const uint8_t *page, size_t n, bool header)
+{
+	struct pages *p = arg;
+
+	if (p->len + n > sizeof(p->buf))
+		return;
+	if (p->n < 1024) {
+		p->off[p->n]  = p->len;
+		p->size[p->n] = n;
+	}
+	memcpy(p->buf + p->len, page, n);
+	p->len += n;
+	p->n++;
+	p->headers += header;
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+	    | (uint32_t)p[3] << 24;
+}
+
+static int64_t
+rd64(const uint8_t *p)
+{
+	return (int64_t)((uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32);
+}
+
+static int
+hex(uint8_t *out, const char *s)
+{
+	int n = 0;
+
+	for (; s[0] && s[1]; s += 2) {
+		while (*s == ' ')
+			s++;
+		unsigned v;
+		if (sscanf(s, "%2x", &v) != 1)
+			break;
+		out[n++] = (uint8_t)v;
+	}
+	return n;
+}
+
+static int
+test_opushead_bytes(void)
+{
+	uint8_t       head[OGGW_OPUSHEAD_LEN];
+	const uint8_t want[] = { 'O', 'p', 'u', 's', 'H', 'e', 'a', 'd', 1, 1,
+		0x38, 0x01, /* pre-skip 312 */
+		0x40, 0x1f, 0x00, 0x00, /* 8000 Hz */
+		0, 0, 0 };
+
+	oggw_opushead(head, 8000, 312);
+	TEST_ASSERT(memcmp(head, want, sizeof(want)) == 0);
+	return 0;
+}
+
+/* With sphn's parameters the BOS page is byte for byte the golden page
+ * of research/personaplex.md §3.2, CRC included. */
+static int
+test_golden_bos(void)
+{
+	static struct pages p;
+	struct oggw        *w;
+	uint8_t             golden[64];
+	int                 n = hex(golden,
+	                    "4f676753 00 02 0000000000000000 2a000000 00000000 "
+	                                    "ef888722 01 13 4f707573486561640101000fc05d0000000000");
+
+	TEST_EQ(n, 47);
+	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(oggw_begin(w, 42, 24000, 3840, collect, &p), 0);
+	TEST_EQ(p.n, 2);
+	TEST_EQ(p.headers, 2);
+	TEST_EQ(p.size[0], 47);
+	TEST_ASSERT(memcmp(p.buf, golden, 47) == 0);
+	oggw_free(w);
+	return 0;
+}
+
+static int
+test_layout(void)
+{
+	static struct pages p;
+	struct oggw        *w;
+	uint8_t             pkt[100];
+
+	memset(pkt, 0x5a, sizeof(pkt));
+	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(
+	    oggw_packet(w, pkt, sizeof(pkt), 960, false, collect, &p), EINVAL);
+	TEST_EQ(oggw_begin(w, 0xdeadbeef, 8000, 312, collect, &p), 0);
+	for (int i = 0; i < 10; i++)
+		TEST_EQ(
+		    oggw_packet(w, pkt, sizeof(pkt), 960, false, collect, &p),
+		    0);
+	TEST_EQ(oggw_packet(w, pkt, 0, 960, false, collect, &p), EINVAL);
+	TEST_EQ(p.n, 12);
+	TEST_EQ(p.headers, 2);
+	for (size_t i = 0; i < p.n; i++) {
+		const uint8_t *g = p.buf + p.off[i];
+		TEST_ASSERT(memcmp(g, "OggS", 4) == 0);
+		TEST_EQ(g[4], 0); /* version */
+		TEST_EQ(g[5], i == 0 ? 2 : 0); /* BOS only first */
+		TEST_EQ(rd32(g + 14), 0xdeadbeefu); /* serial */
+		TEST_EQ(rd32(g + 18), i); /* page sequence */
+		TEST_EQ(rd64(g + 6), i < 2 ? 0 : (int64_t)(i - 1) * 960);
+		TEST_EQ(g[26], 1); /* one segment */
+	}
+	/* OpusTags: vendor "exoplex", no comments. */
+	const uint8_t *t = p.buf + p.off[1] + 28;
+	TEST_ASSERT(memcmp(t, "OpusTags", 8) == 0);
+	TEST_EQ(rd32(t + 8), 7);
+	TEST_ASSERT(memcmp(t + 12, "exoplex", 7) == 0);
+	TEST_EQ(rd32(t + 19), 0);
+	TEST_EQ(p.size[1], 28 + 23);
+
+	/* A second stream on the same writer starts over. */
+	p.len = p.n = 0;
+	TEST_EQ(oggw_begin(w, 7, 8000, 312, collect, &p), 0);
+	TEST_EQ(oggw_packet(w, pkt, sizeof(pkt), 960, false, collect, &p), 0);
+	TEST_EQ(p.buf[p.off[0] + 5], 2);
+	TEST_EQ(rd32(p.buf + p.off[2] + 14), 7);
+	TEST_EQ(rd32(p.buf + p.off[2] + 18), 2);
+	TEST_EQ(rd64(p.buf + p.off[2] + 6), 960);
+	oggw_free(w);
+	return 0;
+}
+
+/* Encodes secs of a 440 Hz tone with the real codec settings. */
+static int
+write_tone(struct pages *p, uint32_t serial, int secs)
+{
+	struct oggw      *w;
+	struct codec_enc *e;
+	int16_t           pcm[CODEC_FRAME];
+	uint8_t           pkt[CODEC_MAX_PACKET];
+	size_t            n;
+
+	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(codec_enc_alloc(&e, 5, 24000), 0);
+	TEST_EQ(oggw_begin(w, serial, 8000,
+	            (uint16_t)(codec_enc_lookahead(e) * 2), collect, p),
+	    0);
+	for (int f = 0; f < secs * 50; f++) {
+		for (int i = 0; i < CODEC_FRAME; i++)
+			pcm[i] = (int16_t)(10000
+			    * sin(2 * M_PI * 440 * (f * CODEC_FRAME + i)
+			        / CODEC_RATE));
+		TEST_EQ(codec_encode(e, pcm, pkt, sizeof(pkt), &n), 0);
+		TEST_ASSERT(n > 2);
+		TEST_EQ(oggw_packet(
+		            w, pkt, n, 960, f == secs * 50 - 1, collect, p),
+		    0);
+	}
+	codec_enc_free(e);
+	oggw_free(w);
+	return 0;
+}
+
+static int
+test_opusinfo(void)
+{
+	static struct pages p;
+	char                path[] = "/tmp/oggw_testXXXXXX";
+	char                cmd[256], line[512];
+	int                 fd, bad = 0, lines = 0;
+	FILE               *f;
+
+	if (system("command -v opusinfo >/dev/null 2>&1") != 0) {
+		printf("  SKIP: opusinfo (opus-tools) is not installed\n");
+		return 0;
+	}
+	if (write_tone(&p, 0x1234567u, 3))
+		return 1;
+	TEST_EQ(p.n, 2 + 150);
+	TEST_ASSERT((fd = mkstemp(path)) >= 0);
+	TEST_EQ(write(fd, p.buf, p.len), (long long)p.len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "opusinfo %s 2>&1; echo rc=$?", path);
+	TEST_ASSERT((f = popen(cmd, "r")) != NULL);
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		if (strstr(line, "WARN") || strstr(line, "rror")
+		    || (strstr(line, "rc=") && strcmp(line, "rc=0\n") != 0)) {
+			printf("  opusinfo: %s", line);
+			bad++;
+		}
+		if (strstr(line, "Playback length"))
+			printf("  opusinfo: %s", line);
+	}
+	pclose(f);
+	if (!getenv("KEEP"))
+		unlink(path);
+	else
+		printf("  kept %s\n", path);
+	TEST_ASSERT(lines > 3);
+	TEST_EQ(bad, 0);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_opushead_bytes), TEST(test_golden_bos), TEST(test_layout),
+    TEST(test_opusinfo))

@@ -1,0 +1,261 @@
+/*
+ * tcall.c - the per-call transcoding pipeline.
+ */
+#include "tcall.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "oggdemux.h"
+#include "oggw.h"
+#include "resample.h"
+
+/* Resampler output scratch, in samples. soxr releases output in blocks:
+ * for a 10 ms slice it holds well under 1000; resample_out_max is checked
+ * before every slice anyway. */
+#define TCALL_SCRATCH 8192
+
+struct tcall {
+	int                rate;
+	tcall_page_fn      on_page;
+	tcall_pcm_fn       on_pcm;
+	void              *arg;
+	struct tcall_stats st;
+
+	/* uplink */
+	struct resample  *up_rs;
+	struct codec_enc *enc;
+	struct oggw      *oggw;
+	uint32_t          up_session; /* 0: not encoding */
+	int16_t           frame[CODEC_FRAME];
+	size_t            frame_fill;
+	size_t            idle_fill; /* samples towards frames_idle */
+	int16_t           up_buf[TCALL_SCRATCH];
+	uint8_t           packet[CODEC_MAX_PACKET];
+
+	/* downlink */
+	struct oggdemux  *demux;
+	struct codec_dec *dec;
+	struct resample  *dn_rs;
+	uint32_t          dn_session;
+	int16_t           dn_pcm[CODEC_MAX_FRAME];
+	int16_t           dn_buf[TCALL_SCRATCH];
+};
+
+int
+tcall_alloc(struct tcall **out, const struct tcall_opts *o)
+{
+	struct tcall *c;
+	int           rc;
+
+	*out = NULL;
+	if (o->rate != 8000 && o->rate != 16000 && o->rate != 24000)
+		return EINVAL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return ENOMEM;
+	c->rate    = o->rate;
+	c->on_page = o->on_page;
+	c->on_pcm  = o->on_pcm;
+	c->arg     = o->arg;
+	if ((rc = resample_alloc(&c->up_rs, o->rate, CODEC_RATE)) != 0
+	    || (rc = resample_alloc(&c->dn_rs, CODEC_RATE, o->rate)) != 0
+	    || (rc = codec_enc_alloc(&c->enc, o->complexity, o->bitrate)) != 0
+	    || (rc = codec_dec_alloc(&c->dec)) != 0
+	    || (rc = oggw_alloc(&c->oggw)) != 0
+	    || (rc = oggdemux_alloc(&c->demux)) != 0) {
+		tcall_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+tcall_free(struct tcall *c)
+{
+	if (c == NULL)
+		return;
+	resample_free(c->up_rs);
+	resample_free(c->dn_rs);
+	codec_enc_free(c->enc);
+	codec_dec_free(c->dec);
+	oggw_free(c->oggw);
+	oggdemux_free(c->demux);
+	free(c);
+}
+
+int
+tcall_rate(const struct tcall *c)
+{
+	return c->rate;
+}
+
+static void
+tcall_page(void *arg, const uint8_t *page, size_t n, bool header)
+{
+	struct tcall *c = arg;
+
+	c->st.pages_out++;
+	if (c->on_page)
+		c->on_page(c->arg, c->up_session, page, n, header);
+}
+
+int
+tcall_session_start(struct tcall *c, uint32_t session, uint32_t serial)
+{
+	int rc;
+
+	/* The server's decoder is new: so is our encoder's history. The
+	 * partial frame is kept, so no caller audio is lost. */
+	codec_enc_reset(c->enc);
+	c->up_session = session;
+	rc            = oggw_begin(c->oggw, serial, (uint32_t)c->rate,
+	               (uint16_t)(codec_enc_lookahead(c->enc) * 48000 / CODEC_RATE),
+	               tcall_page, c);
+	if (rc)
+		c->up_session = 0;
+	return rc;
+}
+
+void
+tcall_session_end(struct tcall *c, uint32_t session)
+{
+	if (session == c->up_session)
+		c->up_session = 0;
+}
+
+uint32_t
+tcall_session(const struct tcall *c)
+{
+	return c->up_session;
+}
+
+/* Cuts 24 kHz PCM into 20 ms frames and encodes them while a session
+ * is on; without one the samples only count towards frames_idle. */
+static int
+tcall_frames(struct tcall *c, const int16_t *pcm, size_t n)
+{
+	size_t len;
+	int    rc = 0;
+
+	if (c->up_session == 0) {
+		c->idle_fill += n;
+		c->st.frames_idle += c->idle_fill / CODEC_FRAME;
+		c->idle_fill %= CODEC_FRAME;
+		return 0;
+	}
+	while (n > 0) {
+		size_t k = CODEC_FRAME - c->frame_fill;
+		if (k > n)
+			k = n;
+		memcpy(c->frame + c->frame_fill, pcm, k * sizeof(*pcm));
+		c->frame_fill += k;
+		pcm += k;
+		n -= k;
+		if (c->frame_fill < CODEC_FRAME)
+			break;
+		c->frame_fill = 0;
+		if (codec_encode(c->enc, c->frame, c->packet,
+		        sizeof(c->packet), &len)) {
+			c->st.encode_errors++;
+			rc = EIO;
+			continue;
+		}
+		if (oggw_packet(c->oggw, c->packet, len,
+		        CODEC_FRAME * 48000 / CODEC_RATE, false, tcall_page,
+		        c)) {
+			c->st.encode_errors++;
+			rc = EIO;
+			continue;
+		}
+		c->st.frames_encoded++;
+	}
+	return rc;
+}
+
+int
+tcall_uplink(struct tcall *c, const int16_t *pcm, size_t n)
+{
+	size_t slice = (size_t)c->rate / 100; /* 10 ms */
+	int    rc    = 0;
+
+	c->st.samples_in += n;
+	while (n > 0) {
+		size_t k = n < slice ? n : slice, got = 0;
+		if (resample_out_max(c->up_rs, k) > TCALL_SCRATCH
+		    || resample_process(
+		        c->up_rs, pcm, k, c->up_buf, TCALL_SCRATCH, &got)) {
+			rc = EIO; /* not expected: the scratch is ample */
+		}
+		if (tcall_frames(c, c->up_buf, got))
+			rc = EIO;
+		pcm += k;
+		n -= k;
+	}
+	return rc;
+}
+
+static void
+tcall_pcm_flush(struct tcall *c, size_t *fill)
+{
+	if (*fill == 0)
+		return;
+	c->st.samples_out += *fill;
+	if (c->on_pcm)
+		c->on_pcm(c->arg, c->dn_buf, *fill);
+	*fill = 0;
+}
+
+/* One downlink Opus packet: decode, resample, hand out as one piece. */
+static void
+tcall_packet(void *arg, const uint8_t *pkt, size_t n)
+{
+	struct tcall *c   = arg;
+	size_t        got = 0, fill = 0;
+	size_t        step = CODEC_FRAME; /* resample in 20 ms slices */
+
+	if (codec_decode(c->dec, pkt, n, c->dn_pcm, CODEC_MAX_FRAME, &got)) {
+		c->st.decode_errors++;
+		return;
+	}
+	c->st.frames_decoded++;
+	for (size_t off = 0; off < got; off += step) {
+		size_t k = got - off < step ? got - off : step, o = 0;
+		if (resample_out_max(c->dn_rs, k) > TCALL_SCRATCH - fill)
+			tcall_pcm_flush(c, &fill);
+		if (resample_process(c->dn_rs, c->dn_pcm + off, k,
+		        c->dn_buf + fill, TCALL_SCRATCH - fill, &o))
+			c->st.decode_errors++; /* not expected */
+		fill += o;
+	}
+	tcall_pcm_flush(c, &fill);
+}
+
+int
+tcall_downlink(struct tcall *c, uint32_t session, const uint8_t *buf, size_t n)
+{
+	if (session != c->dn_session) {
+		/* A new PersonaPlex connection: a new stream, a fresh
+		 * encoder on its side. */
+		oggdemux_reset(c->demux);
+		codec_dec_reset(c->dec);
+		c->dn_session = session;
+	}
+	c->st.bytes_in += n;
+	return oggdemux_feed(c->demux, buf, n, tcall_packet, c);
+}
+
+void
+tcall_stats(const struct tcall *c, struct tcall_stats *out)
+{
+	struct oggdemux_stats ds;
+
+	*out = c->st;
+	oggdemux_stats(c->demux, &ds);
+	out->ogg_sync_errors = ds.sync_errors;
+	out->ogg_holes       = ds.holes;
+	out->ogg_streams     = ds.streams;
+	out->ogg_no_bos      = ds.no_bos;
+}

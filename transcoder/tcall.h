@@ -1,0 +1,83 @@
+/*
+ * tcall.h - one call's audio pipeline in the transcoder.
+ *
+ *   uplink:   PCM at the call's rate → soxr → 24 kHz → 20 ms Opus frames
+ *             → Ogg pages of the current session's stream
+ *   downlink: the session's Ogg bytes → demux → Opus decode at 24 kHz
+ *             → soxr → PCM at the call's rate
+ *
+ * Output leaves through the callbacks given at creation, synchronously
+ * from tcall_uplink, tcall_session_start and tcall_downlink; the buffers
+ * they get are valid only during the call. Everything is allocated by
+ * tcall_alloc: the per-frame path does not allocate. A tcall is owned by
+ * one thread; tcall_free releases it.
+ */
+#ifndef EXO_TCALL_H
+#define EXO_TCALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tcall;
+
+/* An uplink Ogg page of session; header is true for OpusHead/OpusTags. */
+typedef void (*tcall_page_fn)(
+    void *arg, uint32_t session, const uint8_t *page, size_t n, bool header);
+/* Playback PCM at the call's rate. */
+typedef void (*tcall_pcm_fn)(void *arg, const int16_t *pcm, size_t n);
+
+struct tcall_opts {
+	int           rate; /* the call's rate: 8000, 16000, 24000 */
+	int           complexity; /* Opus encoder complexity, 0..10 */
+	int           bitrate; /* Opus encoder bit/s */
+	tcall_page_fn on_page;
+	tcall_pcm_fn  on_pcm;
+	void         *arg; /* passed to both callbacks */
+};
+
+struct tcall_stats {
+	uint64_t samples_in; /* caller PCM samples taken */
+	uint64_t frames_encoded; /* 20 ms Opus frames sent as pages */
+	uint64_t frames_idle; /* 20 ms at 24 kHz resampled, no session */
+	uint64_t encode_errors;
+	uint64_t pages_out; /* uplink pages, headers included */
+	uint64_t bytes_in; /* downlink Ogg bytes */
+	uint64_t frames_decoded; /* downlink Opus packets decoded */
+	uint64_t decode_errors; /* packets libopus refused */
+	uint64_t samples_out; /* playback PCM samples at the call's rate */
+	uint64_t ogg_sync_errors;
+	uint64_t ogg_holes;
+	uint64_t ogg_streams;
+	uint64_t ogg_no_bos;
+};
+
+/* Returns 0, EINVAL for a bad rate or codec setting, or ENOMEM/EIO. */
+int  tcall_alloc(struct tcall **out, const struct tcall_opts *o);
+void tcall_free(struct tcall *c);
+
+int tcall_rate(const struct tcall *c);
+
+/* Starts session's uplink stream: a fresh encoder state and a new Ogg
+ * stream with this serial, whose two header pages go out at once.
+ * Returns 0 or ENOMEM. */
+int tcall_session_start(struct tcall *c, uint32_t session, uint32_t serial);
+/* Stops encoding if session is the current one. */
+void tcall_session_end(struct tcall *c, uint32_t session);
+/* The session being encoded, 0 for none. */
+uint32_t tcall_session(const struct tcall *c);
+
+/* Takes n samples of caller PCM at the call's rate. Resampled always;
+ * encoded into pages only while a session is on. Returns 0 or EIO. */
+int tcall_uplink(struct tcall *c, const int16_t *pcm, size_t n);
+
+/* Takes n bytes of session's downlink Ogg stream, as they arrived. A
+ * session number other than the last one's starts the demuxer and the
+ * decoder over. Damage is counted in the stats, never fatal. Returns 0
+ * or ENOMEM. */
+int tcall_downlink(
+    struct tcall *c, uint32_t session, const uint8_t *buf, size_t n);
+
+void tcall_stats(const struct tcall *c, struct tcall_stats *out);
+
+#endif
