@@ -1,0 +1,71 @@
+/*
+ * egress.h - the egress process's state: its lws context, the bus links
+ * it listens on, and the calls it bridges to PersonaPlex.
+ *
+ * Per call (call_start on "control"): one PersonaPlex session to the
+ * first configured server. Its 0x00 handshake becomes session_ready on
+ * "egress" (to the transcoder) and "control" (to ingress); uplink_ogg
+ * pages of that session go to the server as 0x01 + page; 0x01 from the
+ * server goes to the transcoder as downlink_ogg; 0x02 text is logged one
+ * line per utterance. A failed session becomes session_ended on both
+ * links and hangup{persona_failed} to ingress. call_stop closes the
+ * session with a WebSocket close (1000).
+ *
+ * Everything runs on the thread that calls lws_service on egress_lws().
+ */
+#ifndef EXO_EGRESS_H
+#define EXO_EGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct bus;
+struct egress;
+struct log;
+struct lws_context;
+struct metrics;
+
+struct egress_opts {
+	struct log     *log;
+	struct metrics *metrics;
+	struct bus     *to_transcoder; /* link "egress" (egress listens) */
+	struct bus     *to_ingress; /* link "control" (egress listens) */
+	const char     *urls; /* EXOPLEX_PERSONAPLEX_URLS; may be NULL */
+	const char     *voice_prompt;
+	const char     *text_prompt;
+	const char *ca_file; /* extra CA bundle for wss://; NULL = system */
+	bool        insecure; /* no certificate checks for wss:// */
+	unsigned    text_gap_ms; /* 0 = 600: silence ending an utterance */
+	unsigned    idle_ms; /* 0 = 30000: see egress.c */
+	size_t      uplink_queue; /* pages per session; 0 = 50 */
+};
+
+/* Checks a comma-separated server list (a cfg_opt check function):
+ * every URL must parse. An empty list is allowed (then calls fail). */
+int egress_check_urls(const char *urls, char *err, size_t errlen);
+
+/* Checks the servers with the prompts: every URL parses and its request
+ * path fits (ppurl_target). Returns 0, or EINVAL with err filled. */
+int egress_check_opts(const struct egress_opts *o, char *err, size_t errlen);
+
+/* Creates the lws context, adopts both bus links into it and starts the
+ * housekeeping tick. Returns 0; EINVAL with err filled for a bad setting
+ * (a URL, or prompts that make a request path too long); or another errno
+ * value after logging. The caller keeps o's pointers alive. */
+int egress_alloc(struct egress **out, const struct egress_opts *o, char *err,
+    size_t errlen);
+/* Closes every session (close frames are attempted but not awaited) and
+ * destroys the lws context. The bus links stay the caller's. */
+void egress_free(struct egress *e);
+
+/* The lws context to service. */
+struct lws_context *egress_lws(struct egress *e);
+
+/* Number of calls known. */
+size_t egress_calls(const struct egress *e);
+
+/* admin_ready_fn: ready once running; detail names servers and peers.
+ * Reads only atomics and thread-safe bus state. */
+int egress_ready(void *arg, char *detail, size_t len);
+
+#endif
