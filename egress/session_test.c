@@ -1,0 +1,664 @@
+/*
+ * session_test.c - a session against a tiny PersonaPlex stand-in served
+ * by the same lws context (one thread, loopback, a kernel-chosen port).
+ *
+ * The stand-in records the request, what arrives before and after its
+ * handshake, and the close code; it sends a scripted list of messages
+ * (whole or fragmented) and echoes 0x01 messages back.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "ppurl.h"
+#include "test.h"
+
+#define MAXMSG 64
+
+struct smsg {
+	uint8_t data[4096];
+	size_t  len;
+	size_t  split; /* >0: sent as two fragments, the first split bytes */
+};
+
+/* The stand-in server. */
+struct fake {
+	struct lws *wsi;
+	int         connections;
+	char        uri[4096];
+	char        voice[256];
+	char        text[4096];
+	bool        close_at_once; /* refuse: close right after the upgrade */
+	bool        hs_sent;
+	int         rx_before_hs;
+	uint8_t     rx[MAXMSG][512];
+	size_t      rx_len[MAXMSG];
+	int         nrx;
+	struct smsg out[MAXMSG];
+	int         nout, iout;
+	bool        frag_pending; /* first fragment of out[iout] sent */
+	int         close_code;
+	bool        closed;
+};
+
+/* The session's owner. */
+struct owner {
+	int             handshakes;
+	uint8_t         audio[MAXMSG][4096];
+	size_t          audio_len[MAXMSG];
+	int             naudio;
+	char            text[1024];
+	bool            ended;
+	char            reason[64];
+	char            detail[256];
+	struct session *s;
+};
+
+struct fix {
+	struct lws_context    *ctx;
+	struct lws_vhost      *server, *client;
+	struct session_env    *env;
+	struct metrics        *m;
+	struct log             lg;
+	lws_sorted_usec_list_t sul;
+	struct fake            fake;
+	int                    port;
+	struct lws_protocols   server_protos[2], client_protos[2];
+};
+
+static void
+fake_queue(struct fake *f, const void *data, size_t len, size_t split)
+{
+	struct smsg *m = &f->out[f->nout++];
+	memcpy(m->data, data, len);
+	m->len   = len;
+	m->split = split;
+	if (f->wsi)
+		lws_callback_on_writable(f->wsi);
+}
+
+/* lws 4.1 copies "name=value" and points at the value: keep the value. */
+static void
+urlarg(struct lws *wsi, const char *name, char *buf, int len)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, name, buf, len);
+	if (v)
+		memmove(buf, v, strlen(v) + 1);
+	else
+		buf[0] = '\0';
+}
+
+static int
+fake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	const struct lws_protocols *pr = lws_get_protocol(wsi);
+	struct fake                *f  = pr ? pr->user : NULL;
+
+	if (!f)
+		return 0;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		f->wsi = wsi;
+		f->connections++;
+		lws_hdr_copy(wsi, f->uri, sizeof(f->uri), WSI_TOKEN_GET_URI);
+		urlarg(wsi, "voice_prompt=", f->voice, sizeof(f->voice));
+		urlarg(wsi, "text_prompt=", f->text, sizeof(f->text));
+		if (f->iout < f->nout)
+			lws_callback_on_writable(wsi);
+		if (f->close_at_once) {
+			lws_close_reason(wsi,
+			    LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+			    (unsigned char *)"no", 2);
+			return -1;
+		}
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		if (!f->hs_sent)
+			f->rx_before_hs++;
+		if (f->nrx < MAXMSG && len <= sizeof(f->rx[0])) {
+			memcpy(f->rx[f->nrx], in, len);
+			f->rx_len[f->nrx++] = len;
+		}
+		/* Echo audio back, as fakeplex's echo mode would. */
+		if (len && ((uint8_t *)in)[0] == 0x01 && f->nout < MAXMSG)
+			fake_queue(f, in, len, 0);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE: {
+		struct smsg  *m;
+		unsigned char buf[LWS_PRE + 4096];
+		size_t        off, n;
+		int           flags;
+		if (f->iout >= f->nout)
+			return 0;
+		m = &f->out[f->iout];
+		if (m->split && !f->frag_pending) {
+			off             = 0;
+			n               = m->split;
+			flags           = LWS_WRITE_BINARY | LWS_WRITE_NO_FIN;
+			f->frag_pending = true;
+		} else if (m->split) {
+			off             = m->split;
+			n               = m->len - m->split;
+			flags           = LWS_WRITE_CONTINUATION;
+			f->frag_pending = false;
+			f->iout++;
+		} else {
+			off   = 0;
+			n     = m->len;
+			flags = LWS_WRITE_BINARY;
+			f->iout++;
+		}
+		/* A 0-length "text" marker means a WebSocket text frame. */
+		if (!m->split && m->len > 1 && m->data[0] == 'T') {
+			off++;
+			n--;
+			flags = LWS_WRITE_TEXT;
+		}
+		if (m->len && m->data[0] == 0x00)
+			f->hs_sent = true;
+		memcpy(buf + LWS_PRE, m->data + off, n);
+		if (lws_write(
+		        wsi, buf + LWS_PRE, n, (enum lws_write_protocol)flags)
+		    < (int)n)
+			return -1;
+		if (f->iout < f->nout)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (len >= 2)
+			f->close_code
+			    = ((uint8_t *)in)[0] << 8 | ((uint8_t *)in)[1];
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		f->closed = true;
+		f->wsi    = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void
+on_hs(void *owner, struct session *s)
+{
+	((struct owner *)owner)->handshakes++;
+}
+
+static void
+on_audio(void *owner, struct session *s, const uint8_t *ogg, size_t len,
+    uint64_t rx_us)
+{
+	struct owner *o = owner;
+	if (o->naudio < MAXMSG && len <= sizeof(o->audio[0])) {
+		memcpy(o->audio[o->naudio], ogg, len);
+		o->audio_len[o->naudio++] = len;
+	}
+}
+
+static void
+on_text(void *owner, struct session *s, const char *t, size_t len)
+{
+	struct owner *o = owner;
+	strncat(o->text, t,
+	    len < sizeof(o->text) - strlen(o->text) - 1
+	        ? len
+	        : sizeof(o->text) - strlen(o->text) - 1);
+}
+
+static void
+on_ended(
+    void *owner, struct session *s, const char *reason, const char *detail)
+{
+	struct owner *o = owner;
+	o->ended        = true;
+	o->s            = NULL;
+	snprintf(o->reason, sizeof(o->reason), "%s", reason);
+	snprintf(o->detail, sizeof(o->detail), "%s", detail ? detail : "");
+}
+
+static const struct session_cb cb = { on_hs, on_audio, on_text, on_ended };
+
+/* Keeps lws_service from sleeping long: it returns at least every 10 ms. */
+static void
+wake(lws_sorted_usec_list_t *sul)
+{
+	struct fix *x = lws_container_of(sul, struct fix, sul);
+	lws_sul_schedule(x->ctx, 0, &x->sul, wake, 10 * 1000);
+}
+
+static int
+fix_init(struct fix *x, size_t queue_max, size_t rx_max)
+{
+	struct lws_context_creation_info ci;
+	struct session_env_opts          so;
+
+	memset(x, 0, sizeof(*x));
+	lws_set_log_level(LLL_ERR, NULL);
+	log_init(&x->lg, "session_test", "text",
+	    getenv("TEST_DEBUG") ? "debug" : "error");
+	if (metrics_alloc(&x->m, "exoplex_"))
+		return 1;
+	x->server_protos[0] = (struct lws_protocols) { .name = "fake",
+		.callback                                    = fake_cb,
+		.user                                        = &x->fake,
+		.rx_buffer_size                              = 8192 };
+	x->client_protos[0] = (struct lws_protocols) { .name = "pp",
+		.callback = session_lws_callback };
+
+	memset(&ci, 0, sizeof(ci));
+	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS
+	    | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	ci.port = CONTEXT_PORT_NO_LISTEN;
+	x->ctx  = lws_create_context(&ci);
+	if (!x->ctx)
+		return 1;
+	memset(&ci, 0, sizeof(ci));
+	ci.port       = 0;
+	ci.iface      = "127.0.0.1";
+	ci.vhost_name = "server";
+	ci.protocols  = x->server_protos;
+	/* Room for a 2032-byte request target. */
+	ci.max_http_header_data = 8192;
+	x->server               = lws_create_vhost(x->ctx, &ci);
+	if (!x->server)
+		return 1;
+	x->port = lws_get_vhost_listen_port(x->server);
+	memset(&ci, 0, sizeof(ci));
+	ci.port       = CONTEXT_PORT_NO_LISTEN;
+	ci.vhost_name = "client";
+	ci.protocols  = x->client_protos;
+	ci.options    = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	x->client     = lws_create_vhost(x->ctx, &ci);
+	if (!x->client)
+		return 1;
+	memset(&so, 0, sizeof(so));
+	so.context   = x->ctx;
+	so.vhost     = x->client;
+	so.protocol  = "pp";
+	so.log       = &x->lg;
+	so.metrics   = x->m;
+	so.queue_max = queue_max;
+	so.rx_max    = rx_max;
+	if (session_env_alloc(&x->env, &so))
+		return 1;
+	lws_sul_schedule(x->ctx, 0, &x->sul, wake, 10 * 1000);
+	return 0;
+}
+
+static void
+fix_fini(struct fix *x)
+{
+	session_env_free(x->env);
+	lws_sul_cancel(&x->sul);
+	lws_context_destroy(x->ctx);
+	metrics_free(x->m);
+}
+
+/* Services until *flag is true or 5 s pass (a guard, not a timing). */
+static bool
+run_until(struct fix *x, const volatile bool *flag)
+{
+	uint64_t end = mono_us() + 5000000;
+	while (!*flag && mono_us() < end)
+		lws_service(x->ctx, 0);
+	return *flag;
+}
+
+static void
+run_for(struct fix *x, unsigned ms)
+{
+	uint64_t end = mono_us() + ms * 1000ull;
+	while (mono_us() < end)
+		lws_service(x->ctx, 0);
+}
+
+static int64_t
+metric_val(struct fix *x, const char *series)
+{
+	size_t    n;
+	char     *txt = metrics_render(x->m, &n), *p;
+	long long v   = -1;
+	if (!txt)
+		return -1;
+	for (p = txt; (p = strstr(p, series)); p++)
+		if ((p == txt || p[-1] == '\n') && p[strlen(series)] == ' ') {
+			v = atoll(p + strlen(series) + 1);
+			break;
+		}
+	free(txt);
+	return v;
+}
+
+static int
+open_session(struct fix *x, struct owner *o, const char *text)
+{
+	char            url[64], target[PPURL_URL_MAX + 1], err[256];
+	struct ppurl    u;
+	struct log_call ids = { "CA-test", "ST-test" };
+
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d", x->port);
+	if (ppurl_parse(&u, url, err, sizeof(err)))
+		return EINVAL;
+	if (ppurl_target(&u, "NATF2.pt", text, 0, target, sizeof(target), err,
+	        sizeof(err)))
+		return EINVAL;
+	return session_open(&o->s, x->env, &u, target, &ids, &cb, o);
+}
+
+static int
+test_full_conversation(void)
+{
+	struct fix   x;
+	struct owner o = { 0 };
+	bool         up, ok;
+	uint8_t      page[300], big[3000];
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, "Be brief + kind."), 0);
+	TEST_ASSERT(o.s != NULL);
+	TEST_EQ(session_state(o.s), SESSION_CONNECTING);
+	TEST_EQ(session_env_count(x.env), 1);
+
+	/* Upgraded: the server now "runs its prompts" for a while. */
+	up = false;
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(up = x.fake.connections == 1);)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(up);
+	TEST_STREQ(x.fake.uri, "/api/chat");
+	TEST_STREQ(x.fake.voice, "NATF2.pt");
+	TEST_STREQ(x.fake.text, "Be brief + kind.");
+	run_for(&x, 50);
+	TEST_EQ(session_state(o.s), SESSION_PROMPTING);
+	/* Nothing may be sent before the handshake. */
+	memset(page, 0xab, sizeof(page));
+	memcpy(page, "OggS", 4);
+	TEST_EQ(session_send_ogg(o.s, page, sizeof(page), true), EAGAIN);
+	run_for(&x, 100);
+	TEST_EQ(x.fake.nrx, 0);
+
+	/* The handshake (9 bytes, like the Rust backend), then a header
+	 * page, a fragmented page, a page bigger than lws's rx buffer,
+	 * text pieces, and things to ignore. */
+	uint8_t hs[9] = { 0 };
+	fake_queue(&x.fake, hs, sizeof(hs), 0);
+	uint8_t a1[48] = { 0x01, 'O', 'g', 'g', 'S', 1 };
+	fake_queue(&x.fake, a1, sizeof(a1), 0);
+	uint8_t a2[200] = { 0x01, 'O', 'g', 'g', 'S', 2 };
+	fake_queue(&x.fake, a2, sizeof(a2), 77);
+	memset(big, 0x5a, sizeof(big));
+	big[0] = 0x01;
+	fake_queue(&x.fake, big, sizeof(big), 0);
+	fake_queue(&x.fake, "\x02 Hello", 7, 0);
+	fake_queue(&x.fake, "\x02 w\xc3\xb6rld", 8, 3);
+	fake_queue(&x.fake, "\x03\x01", 2, 0); /* unknown kind */
+	fake_queue(&x.fake, "", 0, 0); /* empty */
+	fake_queue(&x.fake, "Thello", 6, 0); /* text frame */
+	fake_queue(&x.fake, "\x02\xff", 2, 0); /* bad UTF-8 */
+	uint8_t a3[10] = { 0x01, 'O', 'g', 'g', 'S', 3 };
+	fake_queue(&x.fake, a3, sizeof(a3), 0);
+	ok = false;
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(ok = o.naudio == 4);)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(ok);
+	TEST_EQ(o.handshakes, 1);
+	TEST_EQ(session_state(o.s), SESSION_READY);
+	TEST_ASSERT(session_ready_us(o.s) >= session_opened_us(o.s));
+	TEST_EQ(o.audio_len[0], 47);
+	TEST_ASSERT(memcmp(o.audio[0], a1 + 1, 47) == 0);
+	TEST_EQ(o.audio_len[1], 199); /* reassembled from two fragments */
+	TEST_ASSERT(memcmp(o.audio[1], a2 + 1, 199) == 0);
+	TEST_EQ(o.audio_len[2], 2999);
+	TEST_ASSERT(memcmp(o.audio[2], big + 1, 2999) == 0);
+	TEST_EQ(o.audio_len[3], 9);
+	TEST_STREQ(o.text, " Hello w\xc3\xb6rld");
+	TEST_EQ(metric_val(&x, "exoplex_egress_handshakes_total"), 1);
+	TEST_EQ(metric_val(&x, "exoplex_egress_downlink_pages_total"), 4);
+	TEST_EQ(metric_val(&x, "exoplex_egress_text_pieces_total"), 2);
+	TEST_EQ(metric_val(
+	            &x, "exoplex_egress_bad_frames_total{kind=\"unknown\"}"),
+	    1);
+	TEST_EQ(
+	    metric_val(&x, "exoplex_egress_bad_frames_total{kind=\"empty\"}"),
+	    1);
+	TEST_EQ(metric_val(
+	            &x, "exoplex_egress_bad_frames_total{kind=\"ws_text\"}"),
+	    1);
+	TEST_EQ(
+	    metric_val(&x, "exoplex_egress_bad_frames_total{kind=\"bad\"}"),
+	    1);
+
+	/* Uplink: each page one 0x01 message, in order; echoed back. */
+	TEST_EQ(x.fake.rx_before_hs, 0);
+	for (int i = 0; i < 3; i++) {
+		page[4] = (uint8_t)i;
+		TEST_EQ(session_send_ogg(o.s, page, 100 + i, i < 2), 0);
+	}
+	ok = false;
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(ok = x.fake.nrx == 3 && o.naudio == 7);)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(ok);
+	for (int i = 0; i < 3; i++) {
+		TEST_EQ(x.fake.rx_len[i], 101 + i);
+		TEST_EQ(x.fake.rx[i][0], 0x01);
+		TEST_ASSERT(memcmp(x.fake.rx[i] + 1, "OggS", 4) == 0);
+		TEST_EQ(x.fake.rx[i][5], i);
+		TEST_EQ(o.audio_len[4 + i], 100 + i);
+	}
+	TEST_EQ(metric_val(&x, "exoplex_egress_uplink_pages_total"), 3);
+
+	/* The owner leaves: a close frame with 1000, no callback. */
+	session_close(o.s, "test over");
+	o.s = NULL;
+	TEST_EQ(session_env_count(x.env), 0);
+	TEST_ASSERT(run_until(&x, &x.fake.closed));
+	TEST_EQ(x.fake.close_code, 1000);
+	TEST_ASSERT(!o.ended);
+	TEST_EQ(metric_val(&x, "exoplex_egress_sessions_active"), 0);
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_closed_before_handshake(void)
+{
+	struct fix   x;
+	struct owner o = { 0 };
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	x.fake.close_at_once = true;
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	TEST_ASSERT(run_until(&x, &o.ended));
+	TEST_STREQ(o.reason, SESSION_CLOSED_PROMPTING);
+	TEST_EQ(o.handshakes, 0);
+	TEST_EQ(session_env_count(x.env), 0);
+	TEST_EQ(metric_val(&x,
+	            "exoplex_egress_session_failures_total{reason="
+	            "\"closed_before_handshake\"}"),
+	    1);
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_server_closes_after_handshake(void)
+{
+	struct fix   x;
+	struct owner o  = { 0 };
+	uint8_t      hs = 0;
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	fake_queue(&x.fake, &hs, 1, 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && o.handshakes == 0;)
+		lws_service(x.ctx, 0);
+	TEST_EQ(o.handshakes, 1);
+	/* The server goes away (as on a decode error: a plain close). */
+	lws_close_reason(
+	    x.fake.wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"bye", 3);
+	lws_set_timeout(
+	    x.fake.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	TEST_ASSERT(run_until(&x, &o.ended));
+	TEST_STREQ(o.reason, SESSION_CLOSED);
+	TEST_EQ(session_env_count(x.env), 0);
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_connect_refused(void)
+{
+	struct fix      x;
+	struct owner    o = { 0 };
+	int             rc, port;
+	char            err[256], url[64];
+	struct ppurl    u;
+	struct log_call ids = { "CA", "ST" };
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	/* A port nobody listens on: the server's, after closing it. */
+	port = x.port;
+	fix_fini(&x);
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	if (port == x.port)
+		port = x.port + 1; /* unlikely; any free port will do */
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d", port);
+	TEST_EQ(ppurl_parse(&u, url, err, sizeof(err)), 0);
+	rc = session_open(&o.s, x.env, &u,
+	    "/api/chat?voice_prompt=a&text_"
+	    "prompt=b",
+	    &ids, &cb, &o);
+	if (rc == 0)
+		TEST_ASSERT(run_until(&x, &o.ended));
+	/* Either way: no session is left and the failure is counted. */
+	if (rc == 0)
+		TEST_STREQ(o.reason, SESSION_CONNECT_FAILED);
+	TEST_EQ(session_env_count(x.env), 0);
+	TEST_EQ(metric_val(&x,
+	            "exoplex_egress_session_failures_total{reason="
+	            "\"connect_failed\"}"),
+	    1);
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_queue_bound_keeps_headers(void)
+{
+	struct fix   x;
+	struct owner o       = { 0 };
+	uint8_t      hs      = 0, page[64];
+	int          dropped = 0;
+	bool         ok      = false;
+
+	TEST_EQ(fix_init(&x, 4, 0), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	fake_queue(&x.fake, &hs, 1, 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && o.handshakes == 0;)
+		lws_service(x.ctx, 0);
+	TEST_EQ(o.handshakes, 1);
+	/* 2 headers + 8 audio pages while lws gets no chance to write:
+	 * the queue holds 4, so audio 0..5 go and the headers stay. */
+	memcpy(page, "OggS", 4);
+	for (int i = 0; i < 10; i++) {
+		page[4] = (uint8_t)i;
+		int rc  = session_send_ogg(o.s, page, sizeof(page), i < 2);
+		TEST_ASSERT(rc == 0 || rc == ENOBUFS);
+		dropped += rc == ENOBUFS;
+	}
+	TEST_EQ(dropped, 6);
+	TEST_EQ(session_queued(o.s), 4);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(ok = x.fake.nrx == 4);)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(ok);
+	TEST_EQ(x.fake.rx[0][5], 0);
+	TEST_EQ(x.fake.rx[1][5], 1);
+	TEST_EQ(x.fake.rx[2][5], 8);
+	TEST_EQ(x.fake.rx[3][5], 9);
+	TEST_EQ(metric_val(&x,
+	            "exoplex_egress_uplink_pages_dropped_total{why="
+	            "\"queue_full\"}"),
+	    6);
+	/* A header page is never dropped, even into a full queue. */
+	for (int i = 0; i < 4; i++)
+		TEST_EQ(session_send_ogg(o.s, page, sizeof(page), true), 0);
+	TEST_EQ(session_send_ogg(o.s, page, sizeof(page), true), 0);
+	TEST_EQ(session_queued(o.s), 5);
+	TEST_EQ(session_send_ogg(o.s, page, sizeof(page), false), ENOBUFS);
+	TEST_EQ(session_queued(o.s), 5);
+	session_close(o.s, "done");
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_oversized_message_dropped(void)
+{
+	struct fix   x;
+	struct owner o  = { 0 };
+	uint8_t      hs = 0, big[3000], small[20] = { 0x01, 'O' };
+	bool         ok = false;
+
+	TEST_EQ(fix_init(&x, 0, 1000), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	fake_queue(&x.fake, &hs, 1, 0);
+	memset(big, 1, sizeof(big));
+	fake_queue(&x.fake, big, sizeof(big), 700); /* fragmented, too big */
+	fake_queue(&x.fake, small, sizeof(small), 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(ok = o.naudio == 1);)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(ok);
+	TEST_EQ(o.audio_len[0], 19);
+	TEST_ASSERT(!o.ended);
+	TEST_EQ(metric_val(
+	            &x, "exoplex_egress_bad_frames_total{kind=\"too_big\"}"),
+	    1);
+	session_close(o.s, "done");
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_longest_target_arrives_whole(void)
+{
+	struct fix   x;
+	struct owner o = { 0 };
+	static char  text[PPURL_TARGET_MAX_LWS];
+	size_t       fixed = strlen("/api/chat?voice_prompt=NATF2.pt&text_"
+	                                  "prompt=");
+	bool         up    = false;
+
+	/* The longest target ppurl allows must reach the server intact
+	 * through lws 4.1's 2048-byte request-line buffer. */
+	memset(text, 'x', PPURL_TARGET_MAX_LWS - fixed);
+	text[PPURL_TARGET_MAX_LWS - fixed] = '\0';
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, text), 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(up = x.fake.connections == 1) && !o.ended;)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(up);
+	TEST_STREQ(x.fake.text, text);
+	session_close(o.s, "done");
+	fix_fini(&x);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_full_conversation), TEST(test_closed_before_handshake),
+    TEST(test_server_closes_after_handshake), TEST(test_connect_refused),
+    TEST(test_queue_bound_keeps_headers), TEST(test_oversized_message_dropped),
+    TEST(test_longest_target_arrives_whole))
