@@ -1,0 +1,788 @@
+/*
+ * loop.c - the transcoder's call table and bus protocol.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "admin.h"
+#include "bus.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "strmap.h"
+#include "tcall.h"
+
+#define SEC 1000000u
+#define ANNOUNCE_EVERY_US SEC /* per unknown call id */
+#define WARN_EVERY_US (10 * SEC) /* per call, for per-frame trouble */
+#define PENDING_KEEP_US (10 * SEC)
+#define PENDING_MAX 4096
+#define PCM_SLICE 2400 /* caller samples converted at a time */
+#define PCM_OUT_MAX 24000 /* playback samples gathered per frame */
+#define FLUSH_AT 16 /* queued frames that make the loop flush early */
+
+struct call {
+	struct loop       *l;
+	char              *id; /* stream_sid: the bus call_id */
+	char              *call_sid; /* may be "" */
+	struct log_call    lc;
+	struct tcall      *tc;
+	int                rate;
+	uint64_t           seq_in; /* frames sent to ingress */
+	uint64_t           seq_eg; /* frames sent to egress */
+	uint64_t           last_us;
+	uint64_t           ts_us; /* ts_us of the frame being handled */
+	uint32_t           ended; /* last session_ended */
+	uint32_t           serial; /* of the current uplink stream */
+	struct tcall_stats seen; /* what the metrics already have */
+	uint64_t           warn_us;
+	uint64_t           warn_quiet; /* warnings not logged since */
+};
+
+/* A call id we got frames for but do not know (yet, or any more). */
+struct pending {
+	uint64_t seen_us;
+	uint64_t announce_us;
+	uint64_t seq; /* announces sent: the call's seq continues */
+	uint32_t session; /* a session_ready that came first */
+	bool     stopped; /* ended or refused: never announce */
+};
+
+struct loop {
+	struct loop_opts o;
+	struct strmap   *calls;
+	struct strmap   *pending;
+	uint64_t         sweep_us;
+	uint64_t         warn_us; /* loop-wide rate limit */
+	int16_t          pcm_in[PCM_SLICE];
+	uint8_t          pcm_out[PCM_OUT_MAX * 2];
+	size_t           pcm_fill; /* samples in pcm_out */
+
+	struct metric *m_calls, *m_started, *m_expired, *m_sessions;
+	struct metric *m_encoded, *m_decoded, *m_dec_err, *m_enc_err;
+	struct metric *m_sync, *m_holes, *m_unknown, *m_announce;
+	struct metric *m_bad_rate, *m_bad_pcm, *m_bad_start, *m_bad_id;
+};
+
+static void call_warn(struct call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Per-frame trouble is logged at most every WARN_EVERY_US per call. */
+static void
+call_warn(struct call *c, const char *fmt, ...)
+{
+	uint64_t now = mono_us();
+	char     msg[256];
+	va_list  ap;
+
+	if (c->warn_us && now - c->warn_us < WARN_EVERY_US) {
+		c->warn_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->warn_quiet)
+		LOGW(c->l->o.log, &c->lc, "%s (%llu more warnings not logged)",
+		    msg, (unsigned long long)c->warn_quiet);
+	else
+		LOGW(c->l->o.log, &c->lc, "%s", msg);
+	c->warn_us    = now;
+	c->warn_quiet = 0;
+}
+
+static void
+loop_metrics(struct loop *l)
+{
+	struct metrics *m = l->o.metrics;
+
+	l->m_calls    = metrics_gauge(m, "calls_active",
+	       "Calls the transcoder holds a pipeline for.", NULL);
+	l->m_started  = metrics_counter(m, "transcoder_calls_started_total",
+	     "Calls whose pipeline was created.", NULL);
+	l->m_expired  = metrics_counter(m, "transcoder_calls_expired_total",
+	     "Calls freed after no frames for the idle time.", NULL);
+	l->m_sessions = metrics_counter(m, "transcoder_sessions_total",
+	    "Uplink Ogg streams begun (one per PersonaPlex session).", NULL);
+	l->m_encoded  = metrics_counter(m, "transcoder_frames_encoded_total",
+	     "20 ms Opus frames encoded for PersonaPlex.", NULL);
+	l->m_decoded  = metrics_counter(m, "transcoder_frames_decoded_total",
+	     "Opus packets from PersonaPlex decoded.", NULL);
+	l->m_dec_err  = metrics_counter(m, "transcoder_decode_errors_total",
+	     "Opus packets from PersonaPlex that libopus refused.", NULL);
+	l->m_enc_err  = metrics_counter(m, "transcoder_encode_errors_total",
+	     "Opus frames that failed to encode.", NULL);
+	l->m_sync     = metrics_counter(m, "transcoder_ogg_sync_errors_total",
+	        "Times downlink bytes were skipped to find an Ogg page (bad CRC, "
+	            "garbage).",
+	        NULL);
+	l->m_holes    = metrics_counter(m, "transcoder_ogg_holes_total",
+	       "Gaps in a downlink Ogg stream (lost pages).", NULL);
+	l->m_unknown
+	    = metrics_counter(m, "transcoder_unknown_call_frames_total",
+	        "Frames dropped because their call was not known.", NULL);
+	l->m_announce  = metrics_counter(m, "transcoder_announces_total",
+	     "announce requests sent to ingress for unknown calls.", NULL);
+	l->m_bad_rate  = metrics_counter(m, "transcoder_bad_frames_total",
+	     "Frames dropped as malformed, by reason.", "reason=\"rate\"");
+	l->m_bad_pcm   = metrics_counter(m, "transcoder_bad_frames_total",
+	      "Frames dropped as malformed, by reason.", "reason=\"pcm\"");
+	l->m_bad_start = metrics_counter(m, "transcoder_bad_frames_total",
+	    "Frames dropped as malformed, by reason.",
+	    "reason=\"call_start\"");
+	l->m_bad_id    = metrics_counter(m, "transcoder_bad_frames_total",
+	       "Frames dropped as malformed, by reason.", "reason=\"call_id\"");
+}
+
+int
+loop_alloc(struct loop **out, const struct loop_opts *o)
+{
+	struct loop *l;
+
+	*out = NULL;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return ENOMEM;
+	l->o = *o;
+	if (l->o.idle_s == 0)
+		l->o.idle_s = 60;
+	if (strmap_alloc(&l->calls) || strmap_alloc(&l->pending)) {
+		strmap_free(l->calls);
+		free(l);
+		return ENOMEM;
+	}
+	loop_metrics(l);
+	l->sweep_us = mono_us();
+	*out        = l;
+	return 0;
+}
+
+/* Adds what the call's pipeline counted since last time to the metrics,
+ * and says so in the log when the downlink was damaged. */
+static void
+call_account(struct call *c)
+{
+	struct loop       *l = c->l;
+	struct tcall_stats s;
+
+	tcall_stats(c->tc, &s);
+	metric_add(l->m_encoded,
+	    (int64_t)(s.frames_encoded - c->seen.frames_encoded));
+	metric_add(l->m_decoded,
+	    (int64_t)(s.frames_decoded - c->seen.frames_decoded));
+	metric_add(
+	    l->m_enc_err, (int64_t)(s.encode_errors - c->seen.encode_errors));
+	metric_add(
+	    l->m_dec_err, (int64_t)(s.decode_errors - c->seen.decode_errors));
+	metric_add(
+	    l->m_sync, (int64_t)(s.ogg_sync_errors - c->seen.ogg_sync_errors));
+	metric_add(l->m_holes, (int64_t)(s.ogg_holes - c->seen.ogg_holes));
+	if (s.decode_errors != c->seen.decode_errors)
+		call_warn(c,
+		    "downlink: %llu Opus packets refused by libopus "
+		    "(%llu in all)",
+		    (unsigned long long)(s.decode_errors
+		        - c->seen.decode_errors),
+		    (unsigned long long)s.decode_errors);
+	if (s.ogg_sync_errors != c->seen.ogg_sync_errors
+	    || s.ogg_holes != c->seen.ogg_holes)
+		call_warn(c,
+		    "downlink: damaged Ogg stream: %llu bytes "
+		    "skipped to resync, %llu gaps (in all)",
+		    (unsigned long long)s.ogg_sync_errors,
+		    (unsigned long long)s.ogg_holes);
+	if (s.encode_errors != c->seen.encode_errors)
+		call_warn(c, "uplink: %llu Opus frames failed to encode",
+		    (unsigned long long)s.encode_errors);
+	c->seen = s;
+}
+
+static void
+call_free(struct call *c, const char *why)
+{
+	struct loop       *l = c->l;
+	struct tcall_stats s;
+
+	call_account(c);
+	tcall_stats(c->tc, &s);
+	LOGI(l->o.log, &c->lc,
+	    "call freed (%s): %.1f s caller audio in, %llu frames encoded, "
+	    "%llu packets decoded, %.1f s playback out, %llu decode errors, "
+	    "%llu ogg sync errors",
+	    why, (double)s.samples_in / c->rate,
+	    (unsigned long long)s.frames_encoded,
+	    (unsigned long long)s.frames_decoded,
+	    (double)s.samples_out / c->rate,
+	    (unsigned long long)s.decode_errors,
+	    (unsigned long long)s.ogg_sync_errors);
+	strmap_del(l->calls, c->id);
+	metric_set(l->m_calls, (int64_t)strmap_count(l->calls));
+	tcall_free(c->tc);
+	free(c->id);
+	free(c->call_sid);
+	free(c);
+}
+
+static void
+free_each_call(const char *key, void *val, void *arg)
+{
+	struct call *c = val;
+
+	tcall_free(c->tc);
+	free(c->id);
+	free(c->call_sid);
+	free(c);
+}
+
+static void
+free_each_pending(const char *key, void *val, void *arg)
+{
+	free(val);
+}
+
+void
+loop_free(struct loop *l)
+{
+	if (l == NULL)
+		return;
+	strmap_each(l->calls, free_each_call, NULL);
+	strmap_each(l->pending, free_each_pending, NULL);
+	strmap_free(l->calls);
+	strmap_free(l->pending);
+	free(l);
+}
+
+size_t
+loop_calls(const struct loop *l)
+{
+	return strmap_count(l->calls);
+}
+
+static void
+on_page(
+    void *arg, uint32_t session, const uint8_t *page, size_t n, bool header)
+{
+	struct call *c = arg;
+	Exo__Frame   f = EXO__FRAME__INIT;
+	Exo__Ogg     o = EXO__OGG__INIT;
+
+	o.session    = session;
+	o.data.data  = (uint8_t *)page;
+	o.data.len   = n;
+	o.header     = header;
+	f.call_id    = c->id;
+	f.seq        = ++c->seq_eg;
+	f.ts_us      = c->ts_us;
+	f.body_case  = EXO__FRAME__BODY_UPLINK_OGG;
+	f.uplink_ogg = &o;
+	/* A refused header page is logged and counted by the bus. */
+	bus_send(c->l->o.egress, &f);
+}
+
+/* Sends the playback gathered from one downlink frame as one frame. */
+static void
+playback_flush(struct call *c)
+{
+	struct loop *l = c->l;
+	Exo__Frame   f = EXO__FRAME__INIT;
+	Exo__Audio   a = EXO__AUDIO__INIT;
+
+	if (l->pcm_fill == 0)
+		return;
+	a.sample_rate    = (uint32_t)c->rate;
+	a.pcm.data       = l->pcm_out;
+	a.pcm.len        = l->pcm_fill * 2;
+	f.call_id        = c->id;
+	f.seq            = ++c->seq_in;
+	f.ts_us          = c->ts_us;
+	f.body_case      = EXO__FRAME__BODY_PLAYBACK_AUDIO;
+	f.playback_audio = &a;
+	bus_send(l->o.ingress, &f);
+	l->pcm_fill = 0;
+}
+
+static void
+on_pcm(void *arg, const int16_t *pcm, size_t n)
+{
+	struct call *c = arg;
+	struct loop *l = c->l;
+
+	while (n > 0) {
+		size_t k = PCM_OUT_MAX - l->pcm_fill;
+		if (k == 0) {
+			playback_flush(c);
+			continue;
+		}
+		if (k > n)
+			k = n;
+		uint8_t *p = l->pcm_out + 2 * l->pcm_fill;
+		for (size_t i = 0; i < k; i++) {
+			p[2 * i]     = (uint8_t)pcm[i];
+			p[2 * i + 1] = (uint8_t)((uint16_t)pcm[i] >> 8);
+		}
+		l->pcm_fill += k;
+		pcm += k;
+		n -= k;
+	}
+}
+
+static uint32_t
+new_serial(uint32_t old)
+{
+	uint32_t s = 0;
+
+	/* A new serial per stream: a second BOS on the same serial kills
+	 * the server's Ogg reader. */
+	do {
+		if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != sizeof(s))
+			s = (uint32_t)(mono_us() * 2654435761u) ^ old;
+	} while (s == old);
+	return s;
+}
+
+static void
+session_start(
+    struct call *c, uint32_t session, const char *server, const char *how)
+{
+	uint32_t serial = new_serial(c->serial);
+	int      rc;
+
+	if ((rc = tcall_session_start(c->tc, session, serial)) != 0) {
+		LOGE(c->l->o.log, &c->lc,
+		    "session %u: cannot start the uplink stream: %s", session,
+		    strerror(rc));
+		return;
+	}
+	c->serial = serial;
+	metric_inc(c->l->m_sessions);
+	LOGI(c->l->o.log, &c->lc,
+	    "session %u%s%s %s: uplink Ogg stream serial %08x", session,
+	    server && *server ? " on " : "", server ? server : "", how,
+	    serial);
+}
+
+static struct pending *
+pending_get(struct loop *l, const char *id, bool create)
+{
+	struct pending *p = strmap_get(l->pending, id);
+
+	if (p || !create)
+		return p;
+	if (strmap_count(l->pending) >= PENDING_MAX)
+		return NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	if (strmap_put(l->pending, id, p)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void
+send_announce(struct loop *l, const char *id, uint64_t seq)
+{
+	Exo__Frame    f = EXO__FRAME__INIT;
+	Exo__Announce a = EXO__ANNOUNCE__INIT;
+
+	f.call_id   = (char *)id;
+	f.seq       = seq;
+	f.ts_us     = wall_us();
+	f.body_case = EXO__FRAME__BODY_ANNOUNCE;
+	f.announce  = &a;
+	if (bus_send(l->o.ingress, &f) == 0)
+		metric_inc(l->m_announce);
+}
+
+/* A frame for a call we do not hold: drop it, remember what matters,
+ * and ask ingress for the call's call_start (once a second at most). */
+static void
+unknown_call(struct loop *l, const Exo__Frame *f)
+{
+	struct log_call lc  = { NULL, f->call_id };
+	uint64_t        now = mono_us();
+	struct pending *p   = pending_get(l, f->call_id, true);
+
+	metric_inc(l->m_unknown);
+	if (p == NULL) {
+		if (now - l->warn_us >= WARN_EVERY_US) {
+			l->warn_us = now;
+			LOGW(l->o.log, &lc,
+			    "%s for an unknown call dropped; too many unknown "
+			    "calls to track (%d)",
+			    bus_kind_name(f), PENDING_MAX);
+		}
+		return;
+	}
+	p->seen_us = now;
+	if (f->body_case == EXO__FRAME__BODY_SESSION_READY)
+		p->session = f->session_ready->session;
+	if (p->stopped)
+		return;
+	if (p->announce_us && now - p->announce_us < ANNOUNCE_EVERY_US)
+		return;
+	if (p->announce_us == 0)
+		LOGI(l->o.log, &lc,
+		    "%s for an unknown call: asking ingress to announce it",
+		    bus_kind_name(f));
+	p->announce_us = now;
+	send_announce(l, f->call_id, ++p->seq);
+}
+
+static void
+handle_call_start(struct loop *l, const Exo__Frame *f)
+{
+	const Exo__CallStart *cs = f->call_start;
+	struct call          *c  = strmap_get(l->calls, f->call_id);
+	struct pending       *p;
+	struct tcall_opts     to;
+	int                   rate = (int)cs->sample_rate, rc;
+	struct log_call       lc   = { cs->call_sid, f->call_id };
+
+	if (c) {
+		c->last_us = mono_us();
+		if (rate && rate != c->rate)
+			call_warn(c,
+			    "call_start says %d Hz, the call runs at "
+			    "%d Hz: kept %d Hz",
+			    rate, c->rate, c->rate);
+		if (cs->call_sid && *cs->call_sid && !*c->call_sid) {
+			char *s = strdup(cs->call_sid);
+			if (s) {
+				free(c->call_sid);
+				c->call_sid    = s;
+				c->lc.call_sid = s;
+			}
+		}
+		return;
+	}
+	if (rate == 0)
+		rate = 8000; /* Exotel's default */
+	if (rate != 8000 && rate != 16000 && rate != 24000) {
+		metric_inc(l->m_bad_start);
+		LOGE(l->o.log, &lc,
+		    "call_start with sample_rate %d: not 8000, 16000 or "
+		    "24000; "
+		    "call refused",
+		    rate);
+		if ((p = pending_get(l, f->call_id, true)) != NULL) {
+			p->stopped = true;
+			p->seen_us = mono_us();
+		}
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL
+	    || (c->id = strdup(f->call_id)) == NULL
+	    || (c->call_sid = strdup(cs->call_sid ? cs->call_sid : ""))
+	        == NULL)
+		goto nomem;
+	c->l             = l;
+	c->rate          = rate;
+	c->lc.call_sid   = c->call_sid;
+	c->lc.stream_sid = c->id;
+	c->last_us       = mono_us();
+	to               = (struct tcall_opts) {
+		              .rate       = rate,
+		              .complexity = l->o.complexity,
+		              .bitrate    = l->o.bitrate,
+		              .on_page    = on_page,
+		              .on_pcm     = on_pcm,
+		              .arg        = c,
+	};
+	if ((rc = tcall_alloc(&c->tc, &to)) != 0) {
+		LOGE(l->o.log, &lc,
+		    "call_start: cannot create the pipeline: %s",
+		    strerror(rc));
+		goto fail;
+	}
+	if (strmap_put(l->calls, c->id, c))
+		goto nomem;
+	metric_inc(l->m_started);
+	metric_set(l->m_calls, (int64_t)strmap_count(l->calls));
+	LOGI(l->o.log, &c->lc, "call started: %d Hz%s", rate,
+	    cs->reannounce ? " (re-announced)" : "");
+	if ((p = strmap_del(l->pending, f->call_id)) != NULL) {
+		c->seq_in = p->seq;
+		c->ts_us  = f->ts_us;
+		if (p->session && !p->stopped)
+			session_start(c, p->session, NULL,
+			    "ready before the call was known");
+		free(p);
+	}
+	return;
+nomem:
+	LOGE(l->o.log, &lc, "call_start: out of memory; call dropped");
+fail:
+	if (c) {
+		tcall_free(c->tc);
+		free(c->id);
+		free(c->call_sid);
+		free(c);
+	}
+}
+
+static void
+handle_caller_audio(struct loop *l, struct call *c, const Exo__Frame *f)
+{
+	const Exo__Audio *a = f->caller_audio;
+	const uint8_t    *b = a->pcm.data;
+	size_t            n = a->pcm.len / 2;
+
+	if (a->sample_rate && (int)a->sample_rate != c->rate) {
+		metric_inc(l->m_bad_rate);
+		call_warn(c, "caller_audio at %u Hz in a %d Hz call: dropped",
+		    a->sample_rate, c->rate);
+		return;
+	}
+	if (a->pcm.len % 2) {
+		metric_inc(l->m_bad_pcm);
+		call_warn(c,
+		    "caller_audio of %zu bytes: not whole samples; "
+		    "last byte dropped",
+		    a->pcm.len);
+	}
+	while (n > 0) {
+		size_t k = n < PCM_SLICE ? n : PCM_SLICE;
+		for (size_t i = 0; i < k; i++)
+			l->pcm_in[i] = (int16_t)(uint16_t)(b[2 * i]
+			    | (uint16_t)b[2 * i + 1] << 8);
+		tcall_uplink(c->tc, l->pcm_in, k);
+		b += 2 * k;
+		n -= k;
+	}
+	call_account(c);
+}
+
+static void
+handle_downlink(struct loop *l, struct call *c, const Exo__Frame *f)
+{
+	const Exo__Ogg *o = f->downlink_ogg;
+
+	/* Audio of a session we were not told about: egress forwards only
+	 * live sessions, so it is one (we restarted, or missed the frame):
+	 * start its uplink, since its output is clocked by our input. */
+	if (o->session && o->session != tcall_session(c->tc)
+	    && o->session != c->ended)
+		session_start(c, o->session, NULL, "seen in downlink");
+	/* The packets of one frame (pages may be merged) leave as one
+	 * playback frame. */
+	if (tcall_downlink(c->tc, o->session, o->data.data, o->data.len))
+		call_warn(c, "downlink: out of memory; bytes dropped");
+	playback_flush(c);
+	call_account(c);
+}
+
+void
+loop_frame(struct loop *l, int from_egress, const Exo__Frame *f)
+{
+	struct call *c;
+
+	if (f->call_id == NULL || *f->call_id == '\0') {
+		metric_inc(l->m_bad_id);
+		if (mono_us() - l->warn_us >= WARN_EVERY_US) {
+			l->warn_us = mono_us();
+			LOGW(l->o.log, NULL,
+			    "%s frame without a call_id from %s",
+			    bus_kind_name(f),
+			    from_egress ? "egress" : "ingress");
+		}
+		return;
+	}
+	if (f->body_case == EXO__FRAME__BODY_CALL_START) {
+		handle_call_start(l, f);
+		return;
+	}
+	c = strmap_get(l->calls, f->call_id);
+	switch (f->body_case) {
+	case EXO__FRAME__BODY_CALLER_AUDIO:
+	case EXO__FRAME__BODY_DOWNLINK_OGG:
+	case EXO__FRAME__BODY_SESSION_READY:
+		if (c == NULL) {
+			unknown_call(l, f);
+			return;
+		}
+		break;
+	case EXO__FRAME__BODY_SESSION_ENDED:
+		if (c == NULL) {
+			struct pending *p = pending_get(l, f->call_id, false);
+			if (p && p->session == f->session_ended->session)
+				p->session = 0;
+			return;
+		}
+		break;
+	case EXO__FRAME__BODY_CALL_STOP:
+		if (c) {
+			struct pending *p;
+			call_free(c,
+			    f->call_stop->reason && *f->call_stop->reason
+			        ? f->call_stop->reason
+			        : "call_stop");
+			/* Frames still in flight get no announce. */
+			if ((p = pending_get(l, f->call_id, true)) != NULL) {
+				p->stopped = true;
+				p->seen_us = mono_us();
+			}
+		}
+		return;
+	default:
+		return; /* not for us */
+	}
+	c->last_us = mono_us();
+	c->ts_us   = f->ts_us;
+	switch (f->body_case) {
+	case EXO__FRAME__BODY_CALLER_AUDIO:
+		handle_caller_audio(l, c, f);
+		break;
+	case EXO__FRAME__BODY_DOWNLINK_OGG:
+		handle_downlink(l, c, f);
+		break;
+	case EXO__FRAME__BODY_SESSION_READY:
+		if (f->session_ready->session == tcall_session(c->tc)) {
+			LOGD(l->o.log, &c->lc, "session %u: ready again: kept",
+			    f->session_ready->session);
+			break;
+		}
+		session_start(c, f->session_ready->session,
+		    f->session_ready->server, "ready");
+		break;
+	case EXO__FRAME__BODY_SESSION_ENDED:
+		c->ended = f->session_ended->session;
+		if (tcall_session(c->tc) == c->ended) {
+			tcall_session_end(c->tc, c->ended);
+			LOGI(l->o.log, &c->lc,
+			    "session %u ended (%s): uplink paused", c->ended,
+			    f->session_ended->reason ? f->session_ended->reason
+			                             : "");
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+struct expiry {
+	struct loop *l;
+	uint64_t     now;
+	struct call *victims[64];
+	size_t       n;
+	const char  *keys[64];
+	size_t       nkeys;
+};
+
+static void
+find_idle(const char *key, void *val, void *arg)
+{
+	struct expiry *e = arg;
+	struct call   *c = val;
+
+	if (e->n < 64 && e->now - c->last_us >= e->l->o.idle_s * (uint64_t)SEC)
+		e->victims[e->n++] = c;
+}
+
+static void
+find_stale(const char *key, void *val, void *arg)
+{
+	struct expiry  *e = arg;
+	struct pending *p = val;
+
+	if (e->nkeys < 64 && e->now - p->seen_us >= PENDING_KEEP_US)
+		e->keys[e->nkeys++] = key;
+}
+
+size_t
+loop_expire(struct loop *l, uint64_t now_us)
+{
+	struct expiry e     = { .l = l, .now = now_us };
+	size_t        total = 0;
+
+	/* strmap_each must not see the map change: collect, then free, in
+	 * batches. */
+	do {
+		e.n = 0;
+		strmap_each(l->calls, find_idle, &e);
+		for (size_t i = 0; i < e.n; i++) {
+			LOGW(l->o.log, &e.victims[i]->lc,
+			    "no frames for %u s: freeing the call",
+			    l->o.idle_s);
+			metric_inc(l->m_expired);
+			call_free(e.victims[i], "idle");
+		}
+		total += e.n;
+	} while (e.n == 64);
+	do {
+		e.nkeys = 0;
+		strmap_each(l->pending, find_stale, &e);
+		for (size_t i = 0; i < e.nkeys; i++) {
+			/* The key is the map's: copy it before deleting. */
+			char *k = strdup(e.keys[i]);
+			if (k == NULL)
+				return total;
+			free(strmap_del(l->pending, k));
+			free(k);
+		}
+	} while (e.nkeys == 64);
+	return total;
+}
+
+static void
+drain(struct loop *l, struct bus *b, int from_egress)
+{
+	Exo__Envelope *env;
+	int            rc;
+
+	/* Bounded, so one busy link cannot starve the other. */
+	for (int i = 0; i < 256; i++) {
+		if ((rc = bus_recv(b, &env)) == EAGAIN)
+			return;
+		if (rc != 0)
+			continue; /* logged and counted by the bus */
+		for (size_t k = 0; k < env->n_frames; k++) {
+			bus_count_in(b, env->frames[k]);
+			loop_frame(l, from_egress, env->frames[k]);
+			/* Flush early in a burst, before a call's output
+			 * reaches the bus's per-call cap and drops. */
+			if (bus_pending(l->o.ingress) >= FLUSH_AT)
+				bus_flush(l->o.ingress);
+			if (bus_pending(l->o.egress) >= FLUSH_AT)
+				bus_flush(l->o.egress);
+		}
+		bus_envelope_free(env);
+	}
+}
+
+void
+loop_turn(struct loop *l, int timeout_ms)
+{
+	struct pollfd p[2];
+	nfds_t        n = 0;
+	int           fd;
+	uint64_t      now;
+
+	if ((fd = bus_fd(l->o.ingress)) >= 0)
+		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
+	if ((fd = bus_fd(l->o.egress)) >= 0)
+		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
+	poll(p, n, timeout_ms);
+	drain(l, l->o.ingress, 0);
+	drain(l, l->o.egress, 1);
+	if (bus_take_new_peer(l->o.ingress))
+		LOGI(l->o.log, NULL, "bus transcoder: ingress connected");
+	if (bus_take_new_peer(l->o.egress))
+		LOGI(l->o.log, NULL, "bus egress: egress connected");
+	now = mono_us();
+	if (now - l->sweep_us >= SEC) {
+		l->sweep_us = now;
+		loop_expire(l, now);
+	}
+	if (l->o.admin)
+		admin_heartbeat(l->o.admin);
+	bus_flush(l->o.ingress);
+	bus_flush(l->o.egress);
+}

@@ -1,0 +1,58 @@
+/*
+ * loop.h - the transcoder's event loop: the call table and the bus
+ * protocol around the per-call pipelines (tcall.h).
+ *
+ * From ingress (link "transcoder"): call_start, caller_audio, call_stop.
+ * From egress (link "egress"): session_ready, session_ended,
+ * downlink_ogg. Out: uplink_ogg to egress, playback_audio and announce to
+ * ingress. A frame for an unknown call is dropped (counted) and answered
+ * with announce, at most once a second per call id; a session_ready for
+ * an unknown call is remembered so the call starts encoding as soon as
+ * its call_start arrives. Calls silent for idle_s seconds are freed.
+ *
+ * The loop does not own the buses, the log, the metrics or the admin
+ * server; loop_free frees the calls.
+ */
+#ifndef EXO_LOOP_H
+#define EXO_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exoplex.pb-c.h"
+
+struct loop;
+struct bus;
+struct log;
+struct metrics;
+struct admin;
+
+struct loop_opts {
+	struct log     *log;
+	struct metrics *metrics;
+	struct bus     *ingress; /* link "transcoder" (we listen) */
+	struct bus     *egress; /* link "egress" (we dial) */
+	struct admin   *admin; /* heartbeat; may be NULL */
+	int             complexity;
+	int             bitrate;
+	unsigned        idle_s; /* 0 = 60 */
+};
+
+/* Returns 0 or ENOMEM. */
+int  loop_alloc(struct loop **out, const struct loop_opts *o);
+void loop_free(struct loop *l);
+
+/* One turn: waits up to timeout_ms for bus input, handles all of it,
+ * does the once-a-second housekeeping, flushes both buses. */
+void loop_turn(struct loop *l, int timeout_ms);
+
+/* Handles one received frame (from_egress: which link it came on). */
+void loop_frame(struct loop *l, int from_egress, const Exo__Frame *f);
+
+/* Frees calls with no frame since idle_s before now_us (mono_us) and
+ * forgets stale unknown-call entries. Returns the calls freed. */
+size_t loop_expire(struct loop *l, uint64_t now_us);
+
+size_t loop_calls(const struct loop *l);
+
+#endif

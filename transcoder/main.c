@@ -1,0 +1,169 @@
+/*
+ * main.c - exoplex-transcoder: all of exoplex's DSP.
+ *
+ * Caller PCM from ingress is resampled to 24 kHz, Opus-encoded and paged
+ * into one Ogg stream per PersonaPlex session for egress; PersonaPlex's
+ * Ogg Opus from egress is demuxed, decoded and resampled back to the
+ * call's rate for ingress (loop.c, tcall.c).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "bus.h"
+#include "codec.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "resample.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+struct ready_ctx {
+	struct bus     *ingress;
+	struct bus     *egress;
+	struct metrics *metrics;
+	struct metric  *calls;
+};
+
+/* Ready once the loop runs; a missing peer is normal (it may restart),
+ * so the peers only show in the detail. Runs on the admin thread. */
+static int
+ready(void *arg, char *detail, size_t len)
+{
+	struct ready_ctx *r = arg;
+
+	snprintf(detail, len, "ingress %s, egress %s, %lld calls",
+	    bus_peers(r->ingress) ? "connected" : "not connected",
+	    bus_peers(r->egress) ? "connected" : "not connected",
+	    (long long)metric_get(r->calls));
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cfg_common cc;
+	struct cfg_opt    opts[CFG_COMMON_N + 3];
+	long              complexity = 0, bitrate = 0, idle_s = 0;
+	char              err[512], url_in[512], url_eg[512], engine[32];
+	struct log        lg;
+	struct metrics   *metrics = NULL;
+	struct admin     *admin   = NULL;
+	struct bus       *bus_in = NULL, *bus_eg = NULL;
+	struct loop      *loop   = NULL;
+	struct ready_ctx  rc     = { 0 };
+	int               status = 1, n, rv;
+
+	n         = (int)cfg_common_opts(opts, &cc, "127.0.0.1:9101");
+	opts[n++] = (struct cfg_opt) { .flag = "opus-complexity",
+		.env                         = "EXOPLEX_OPUS_COMPLEXITY",
+		.def                         = "5",
+		.type                        = CFG_INT,
+		.dst                         = &complexity,
+		.min                         = 0,
+		.max                         = 10,
+		.help = "Opus encoder complexity, 0 (cheapest) to 10" };
+	opts[n++] = (struct cfg_opt) { .flag = "opus-bitrate",
+		.env                         = "EXOPLEX_OPUS_BITRATE",
+		.def                         = "24000",
+		.type                        = CFG_INT,
+		.dst                         = &bitrate,
+		.min                         = 6000,
+		.max                         = 510000,
+		.help = "Opus encoder bit rate toward PersonaPlex, bit/s" };
+	opts[n++] = (struct cfg_opt) { .flag = "call-idle-s",
+		.env                         = "EXOPLEX_CALL_IDLE_S",
+		.def                         = "60",
+		.type                        = CFG_INT,
+		.dst                         = &idle_s,
+		.min                         = 1,
+		.max                         = 86400,
+		.help = "free a call after this many seconds without frames" };
+	rv = cfg_parse(opts, (size_t)n, argc, argv, "exoplex-transcoder", err,
+	    sizeof(err));
+	if (rv == 1)
+		return 0;
+	if (rv != 0) {
+		fprintf(stderr, "exoplex-transcoder: %s\n", err);
+		return 2;
+	}
+	if (log_init(&lg, "transcoder", cc.log_format, cc.log_level) != 0) {
+		fprintf(stderr, "exoplex-transcoder: bad log settings\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	LOGI(&lg, NULL,
+	    "starting: soxr engine: %s; opus complexity %ld, %ld bit/s",
+	    resample_engine(engine, sizeof(engine)), complexity, bitrate);
+
+	if (metrics_alloc(&metrics, "exoplex_") != 0) {
+		LOGE(&lg, NULL, "out of memory");
+		goto out;
+	}
+	struct bus_opts bo = { .link = "transcoder",
+		.listen              = true,
+		.self                = "transcoder",
+		.metrics             = metrics,
+		.log                 = &lg,
+		.url = cfg_bus_url(&cc, cc.bus_transcoder, "transcoder",
+		    url_in, sizeof(url_in)) };
+	if (bus_open(&bus_in, &bo) != 0)
+		goto out;
+	bo.link   = "egress";
+	bo.listen = false;
+	bo.url    = cfg_bus_url(
+	       &cc, cc.bus_egress, "egress", url_eg, sizeof(url_eg));
+	if (bus_open(&bus_eg, &bo) != 0)
+		goto out;
+
+	rc                   = (struct ready_ctx) { .ingress = bus_in,
+		                  .egress                    = bus_eg,
+		                  .metrics                   = metrics,
+		                  .calls = metrics_gauge(metrics, "calls_active",
+		                      "Calls the transcoder holds a pipeline for.", NULL) };
+	struct admin_opts ao = { .addr = cc.admin,
+		.metrics               = metrics,
+		.log                   = &lg,
+		.ready                 = ready,
+		.arg                   = &rc };
+	if (admin_start(&admin, &ao) != 0)
+		goto out;
+
+	struct loop_opts lo = { .log = &lg,
+		.metrics             = metrics,
+		.ingress             = bus_in,
+		.egress              = bus_eg,
+		.admin               = admin,
+		.complexity          = (int)complexity,
+		.bitrate             = (int)bitrate,
+		.idle_s              = (unsigned)idle_s };
+	if (loop_alloc(&loop, &lo) != 0) {
+		LOGE(&lg, NULL, "out of memory");
+		goto out;
+	}
+	LOGI(&lg, NULL, "running");
+	while (!stop_flag)
+		loop_turn(loop, 20);
+	LOGI(&lg, NULL, "stopping: %zu calls open", loop_calls(loop));
+	status = 0;
+out:
+	loop_free(loop);
+	admin_stop(admin);
+	bus_close(bus_eg);
+	bus_close(bus_in);
+	metrics_free(metrics);
+	return status;
+}
