@@ -319,6 +319,81 @@ test_downlink_damage(void)
 	return 0;
 }
 
+/* Randomly damaged downlink (bit flips, cuts, repeats, junk) through
+ * demux, decode and resample: counted, never a crash (run it under
+ * ASan to see memory errors). */
+static int
+test_downlink_fuzz(void)
+{
+	static struct sink s, up;
+	static uint8_t     buf[1 << 16];
+	struct tcall      *c, *u;
+	struct tcall_stats st;
+	unsigned           seed = 777;
+
+	TEST_EQ(new_call(&u, &up, 24000), 0);
+	TEST_EQ(tcall_session_start(u, 1, 42), 0);
+	if (send_tone(u, 24000, 1, 20))
+		return 1;
+	TEST_ASSERT(up.ogg_len < sizeof(buf) / 2);
+	TEST_EQ(new_call(&c, &s, 8000), 0);
+	for (uint32_t round = 1; round <= 300; round++) {
+		size_t n = up.ogg_len;
+		memcpy(buf, up.ogg, n);
+		int edits = rand_r(&seed) % 20 + 1;
+		for (int e = 0; e < edits; e++) {
+			size_t at = (size_t)rand_r(&seed) % n;
+			switch (rand_r(&seed) % 4) {
+			case 0: /* flip a bit */
+				buf[at]
+				    ^= (uint8_t)(1u << (rand_r(&seed) % 8));
+				break;
+			case 1: /* cut a run */
+				if (n > 200) {
+					size_t k = (size_t)rand_r(&seed) % 100;
+					memmove(buf + at, buf + at + k,
+					    n - at - k > n ? 0 : n - at - k);
+					n -= k < n - at ? k : n - at;
+				}
+				break;
+			case 2: /* repeat a run */
+				if (n + 100 < sizeof(buf)) {
+					size_t k = (size_t)rand_r(&seed) % 100;
+					if (at + k > n)
+						k = n - at;
+					memmove(
+					    buf + at + k, buf + at, n - at);
+					n += k;
+				}
+				break;
+			default: /* junk */
+				buf[at] = (uint8_t)rand_r(&seed);
+				break;
+			}
+		}
+		/* Fed in random pieces, a new session every few rounds. */
+		for (size_t off = 0; off < n;) {
+			size_t k = (size_t)rand_r(&seed) % 900 + 1;
+			if (k > n - off)
+				k = n - off;
+			TEST_EQ(tcall_downlink(c, round / 5, buf + off, k), 0);
+			off += k;
+		}
+	}
+	tcall_stats(c, &st);
+	printf("  %llu packets decoded, %llu refused, %llu sync errors, "
+	       "%llu holes\n",
+	    (unsigned long long)st.frames_decoded,
+	    (unsigned long long)st.decode_errors,
+	    (unsigned long long)st.ogg_sync_errors,
+	    (unsigned long long)st.ogg_holes);
+	TEST_ASSERT(st.frames_decoded > 1000);
+	TEST_ASSERT(st.ogg_sync_errors > 0);
+	tcall_free(c);
+	tcall_free(u);
+	return 0;
+}
+
 static int
 test_bad_opts(void)
 {
@@ -337,4 +412,4 @@ test_bad_opts(void)
 
 TEST_MAIN(TEST(test_loop_8k), TEST(test_loop_16k), TEST(test_loop_24k),
     TEST(test_no_session), TEST(test_new_session), TEST(test_downlink_damage),
-    TEST(test_bad_opts))
+    TEST(test_downlink_fuzz), TEST(test_bad_opts))
