@@ -14,7 +14,7 @@ struct playback {
 	size_t   msg; /* bytes per full message */
 	uint64_t lead_us;
 	uint64_t urgent_us;
-	uint64_t hold_us; /* idle: how long a short remainder may wait */
+	size_t   start; /* idle: bytes that start playback (a lead's worth) */
 
 	uint8_t *ring;
 	size_t   cap, head, len;
@@ -59,7 +59,8 @@ playback_alloc(struct playback **out, const struct playback_opts *o)
 		pb->msg = pb->frame; /* a frame is the floor (≤ 960 B) */
 	pb->lead_us   = (uint64_t)(o->lead_ms ? o->lead_ms : 200) * 1000;
 	pb->urgent_us = (uint64_t)(o->urgent_ms ? o->urgent_ms : 60) * 1000;
-	pb->hold_us   = (uint64_t)msg_ms * 1000;
+	pb->start
+	    = (pb->lead_us / 20000 + (pb->lead_us % 20000 != 0)) * pb->frame;
 
 	buf_ms  = o->buffer_ms ? o->buffer_ms : 10000;
 	pb->cap = (size_t)buf_ms / 20 * pb->frame;
@@ -146,7 +147,7 @@ bytes_us(const struct playback *pb, size_t n)
 size_t
 playback_next(struct playback *pb, uint64_t now_us, uint8_t *out, size_t cap)
 {
-	bool     playing;
+	bool     playing, tail = false;
 	uint64_t ahead;
 	size_t   take, n;
 
@@ -168,6 +169,13 @@ playback_next(struct playback *pb, uint64_t now_us, uint8_t *out, size_t cap)
 			pb->since       = now_us;
 			pb->since_valid = true;
 		}
+		/* Start once a lead's worth of audio is here: a real-time
+		 * source (PersonaPlex) never gets ahead by itself, so this
+		 * is the cushion against jitter for the rest of the stream.
+		 * A short utterance starts after waiting a lead's time. */
+		tail = now_us - pb->since >= pb->lead_us;
+		if (pb->len < pb->start && !tail && !pb->draining)
+			return 0;
 	}
 	ahead = pb->played_until - now_us;
 	if (ahead >= pb->lead_us)
@@ -177,18 +185,14 @@ playback_next(struct playback *pb, uint64_t now_us, uint8_t *out, size_t cap)
 		take = pb->msg;
 	} else {
 		/* Less than a message: wait for more unless the caller would
-		 * hear a gap now (playing and nearly out, or idle too long),
-		 * or the call is ending. */
-		bool urgent = pb->draining
-		    || (playing ? ahead <= pb->urgent_us
-		                : now_us - pb->since >= pb->hold_us);
-		if (!urgent)
+		 * hear a gap (played_until about to pass), or this is the
+		 * tail of an utterance or of the call. */
+		if (!pb->draining && !tail && ahead > pb->urgent_us)
 			return 0;
-		/* Playing: send the whole frames and keep the remainder for
-		 * the next chunk, so padding never lands mid-stream while
-		 * audio is still coming. Idle too long or draining: this is
-		 * the tail of an utterance; send it all, padded below. */
-		if (playing && !pb->draining && pb->len >= pb->frame)
+		/* Mid-stream, send the whole frames and keep the remainder
+		 * for the next chunk, so padding never lands between two
+		 * pieces of a stream. A tail goes all at once, padded. */
+		if (!pb->draining && !tail && pb->len >= pb->frame)
 			take = pb->len / pb->frame * pb->frame;
 		else
 			take = pb->len;

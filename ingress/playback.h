@@ -10,8 +10,12 @@
  * played_until - now < lead, so it is never more than lead + one message
  * ahead of real time. When the clock has run out (nothing was sent in
  * time) it restarts at now: late audio is never bunched into a burst.
- * A short remainder is sent only when the caller would otherwise hear a
- * gap, padded with zeros to a whole frame (the tail of an utterance).
+ * From idle, playback starts once a lead's worth of audio is buffered (or
+ * audio has waited a lead's time): a real-time source never gets ahead on
+ * its own, so this is the cushion that absorbs jitter, and the latency
+ * the lead costs. Less than a message is sent only when the caller would
+ * otherwise hear a gap (played_until within urgent_ms), as whole frames,
+ * or at the tail of an utterance, padded with zeros to a whole frame.
  *
  * Not thread-safe; owned by the call. playback_free frees everything.
  */

@@ -1,0 +1,48 @@
+/*
+ * server.h - the Exotel WebSocket server: one libwebsockets context that
+ * also reads the bus links, one shared 20 ms tick that paces playback for
+ * every call.
+ *
+ * The owner runs the loop: server_service (one lws turn), then bus_flush
+ * on both links, then admin_heartbeat. The server never frees what it was
+ * given (log, metrics, buses); server_stop frees everything it made.
+ */
+#ifndef EXO_INGRESS_SERVER_H
+#define EXO_INGRESS_SERVER_H
+
+#include <stddef.h>
+
+struct server;
+struct log;
+struct metrics;
+struct bus;
+
+struct server_opts {
+	const char *listen; /* "host:port"; "" or 0.0.0.0 = all */
+	unsigned    msg_ms; /* playback message size; 0 = 100 */
+	unsigned    lead_ms; /* playback lead; 0 = 200 */
+	unsigned    start_ms; /* upgrade → start deadline; 0 = 10000 */
+	unsigned    stop_grace_ms; /* close after stop if Exotel has not;
+	                            * 0 = 2000 */
+	size_t          max_msg; /* largest message; 0 = 256 kB */
+	struct log     *log;
+	struct metrics *metrics;
+	struct bus     *bus_transcoder; /* link "transcoder" (dialed) */
+	struct bus     *bus_control; /* link "control" (dialed) */
+};
+
+/* Creates the context, listens, adopts both bus fds and starts the tick.
+ * Returns 0, or an errno value after logging why. */
+int server_start(struct server **out, const struct server_opts *o);
+/* Ends every call (call_stop on the bus, reason "bridge_error"), closes
+ * the sockets and frees the server. The owner flushes the buses after. */
+void server_stop(struct server *s);
+
+/* One turn of the lws loop; returns lws_service's result (<0: fatal). */
+int server_service(struct server *s);
+
+/* For /readyz (any thread): 1 once listening; detail names the bus
+ * peers and the number of calls. */
+int server_ready(struct server *s, char *detail, size_t len);
+
+#endif
