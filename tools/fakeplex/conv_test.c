@@ -12,6 +12,7 @@
 #include "sphn.h"
 #include "stats.h"
 #include "test.h"
+#include "testup.h"
 
 #include <errno.h>
 #include <math.h>
@@ -78,69 +79,6 @@ fx_fini(struct fixture *f)
 	stats_free(f->st);
 	metrics_free(f->m);
 	sent_free(&f->out);
-}
-
-/* An uplink Ogg Opus stream writer: BOS/OpusHead, OpusTags, then one
- * 20 ms packet per page with 48 kHz granules, like the transcoder. */
-struct up {
-	OpusEncoder *enc;
-	int          rate;
-	uint32_t     serial, seq;
-	uint64_t     granule;
-	double       phase;
-	uint8_t      page[SPHN_PAGE_MAX];
-	size_t       plen;
-};
-
-static int
-up_init(struct up *u, int rate, uint32_t serial)
-{
-	int err;
-
-	memset(u, 0, sizeof(*u));
-	u->rate   = rate;
-	u->serial = serial;
-	u->enc    = opus_encoder_create(rate, 1, OPUS_APPLICATION_VOIP, &err);
-	return u->enc == NULL;
-}
-
-static void
-up_head(struct up *u)
-{
-	uint8_t head[19] = { 'O', 'p', 'u', 's', 'H', 'e', 'a', 'd', 1, 1,
-		0x38, 0x01 /* pre-skip 312 */ };
-	head[12]         = (uint8_t)u->rate;
-	head[13]         = (uint8_t)(u->rate >> 8);
-	head[14]         = (uint8_t)(u->rate >> 16);
-	u->plen = sphn_page(u->page, sizeof(u->page), 0x02, 0, u->serial,
-	    u->seq++, head, sizeof(head));
-}
-
-static void
-up_tags(struct up *u)
-{
-	static const uint8_t tags[] = { 'O', 'p', 'u', 's', 'T', 'a', 'g', 's',
-		4, 0, 0, 0, 't', 'e', 's', 't', 0, 0, 0, 0 };
-	u->plen = sphn_page(u->page, sizeof(u->page), 0, 0, u->serial,
-	    u->seq++, tags, sizeof(tags));
-}
-
-/* One 20 ms page of a sine at hz. */
-static void
-up_audio(struct up *u, double hz)
-{
-	int16_t pcm[960];
-	uint8_t pkt[1500];
-	int     n = u->rate / 50, len;
-
-	for (int i = 0; i < n; i++) {
-		pcm[i] = (int16_t)(8000 * sin(u->phase));
-		u->phase += 2 * M_PI * hz / u->rate;
-	}
-	len = opus_encode(u->enc, pcm, n, pkt, sizeof(pkt));
-	u->granule += 960;
-	u->plen = sphn_page(u->page, sizeof(u->page), 0, u->granule, u->serial,
-	    u->seq++, pkt, len > 0 ? (size_t)len : 0);
 }
 
 /* Decodes the audio pages the conversation sent into pcm (24 kHz). */

@@ -53,6 +53,12 @@ static const struct {
 	[ST_SESSIONS_DROPPED]
 	= { "sessions_dropped", "fakeplex_sessions_dropped_total",
 	    "sessions dropped on purpose (--drop-after-ms)" },
+	[ST_SESSIONS_REFUSED]
+	= { "sessions_refused", "fakeplex_sessions_refused_total",
+	    "sessions aborted on purpose (--refuse)" },
+	[ST_PROMPT_OVERWRITTEN]
+	= { "prompt_overwritten", "fakeplex_prompt_overwritten_total",
+	    "sessions that ran with a later connection's prompt" },
 	[ST_HANDSHAKES] = { "handshakes_sent",
 	    "fakeplex_handshakes_sent_total", "0x00 handshakes sent" },
 	[ST_MSGS_IN]    = { "messages_in", "fakeplex_messages_in_total",

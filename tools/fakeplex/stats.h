@@ -21,6 +21,8 @@ enum stats_counter {
 	ST_SESSIONS_WAITED, /* had to wait for the lock */
 	ST_SESSIONS_REJECTED, /* closed for a bad query */
 	ST_SESSIONS_DROPPED, /* dropped on purpose (--drop-after-ms) */
+	ST_SESSIONS_REFUSED, /* aborted on purpose (--refuse) */
+	ST_PROMPT_OVERWRITTEN, /* ran with a later connection's prompt */
 	ST_HANDSHAKES, /* 0x00 sent */
 	ST_MSGS_IN, /* WebSocket messages received */
 	ST_BYTES_IN, /* Ogg bytes (after 0x01) fed to the reader */
@@ -29,7 +31,7 @@ enum stats_counter {
 	ST_PACKETS_DECODED,
 	ST_SAMPLES_IN, /* decoded, 24 kHz */
 	ST_STEPS, /* 80 ms model steps */
-	ST_PAGES_OUT,
+	ST_PAGES_OUT, /* queued, headers included */
 	ST_TEXT_OUT,
 	ST_OUT_DROPPED, /* output queue full: message dropped */
 	ST_COUNTER_N
