@@ -15,8 +15,10 @@ struct sphn_writer {
 	void        *arg;
 	uint32_t     seq;
 	uint64_t     total; /* samples appended: the granule */
-	uint8_t      pkt[50000]; /* sphn's encode buffer size */
-	uint8_t      page[SPHN_PAGE_MAX];
+	/* sphn passes 50000 bytes, but libopus never uses more than
+	 * 1276 * 6 (opus_encode_native), so this is the same encoder. */
+	uint8_t pkt[1276 * 6];
+	uint8_t page[27 + 255 + 1276 * 6];
 };
 
 static void
