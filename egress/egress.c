@@ -478,9 +478,12 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 }
 
+/* lws hands some callbacks of other wsis (e.g. WSI_DESTROY of adopted
+ * fds at context destruction) to a vhost's first protocol: bus_callback
+ * is first because it only ever reads what bus_lws_adopt stored. */
 static const struct lws_protocols protocols[] = {
-	{ .name = PROTO_PP, .callback = session_lws_callback },
 	{ .name = PROTO_BUS, .callback = bus_callback },
+	{ .name = PROTO_PP, .callback = session_lws_callback },
 	{ .name = NULL },
 };
 
@@ -818,20 +821,24 @@ egress_free(struct egress *e)
 	if (!e)
 		return;
 	atomic_store(&e->running, false);
+	if (e->ctx)
+		lws_sul_cancel(&e->tick);
 	if (e->calls) {
 		strmap_each(e->calls, free_call_cb, NULL);
 		strmap_free(e->calls);
+		e->calls = NULL;
 		/* A moment for the close frames, so each server's lock is
 		 * freed at once rather than when it notices the drop. */
-		for (uint64_t t = mono_us() + 300000; mono_us() < t;)
-			lws_service(e->ctx, 0);
+		for (uint64_t t = mono_us() + 300000;
+		     e->ctx && mono_us() < t;) {
+			lws_service(e->ctx, -1);
+			usleep(2000);
+		}
 	}
 	if (e->quiet) {
 		strmap_each(e->quiet, free_quiet_cb, NULL);
 		strmap_free(e->quiet);
 	}
-	if (e->ctx)
-		lws_sul_cancel(&e->tick);
 	session_env_free(e->senv);
 	if (e->ctx)
 		lws_context_destroy(e->ctx);

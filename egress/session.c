@@ -1,11 +1,11 @@
 /*
  * session.c - one WebSocket to one PersonaPlex server.
  *
- * The session struct is ours, not lws's: the wsi points at it through
- * its opaque user data, and the link is cut (set to NULL) the moment the
- * session ends or its owner leaves. Callbacks for a wsi whose session is
- * gone only finish closing it, so neither side can touch freed memory
- * whatever order lws delivers its callbacks in.
+ * The session struct is ours, not lws's: the wsi points at it as its
+ * (externally allocated) user data, and the link is cut (set to NULL) the
+ * moment the session ends or its owner leaves. Callbacks for a wsi whose
+ * session is gone only finish closing it, so neither side can touch freed
+ * memory whatever order lws delivers its callbacks in.
  */
 #include "session.h"
 
@@ -133,7 +133,7 @@ detach(struct session *s)
 {
 	if (!s->wsi)
 		return;
-	lws_set_opaque_user_data(s->wsi, NULL);
+	lws_set_wsi_user(s->wsi, NULL);
 	if (s->state == SESSION_CONNECTING)
 		lws_set_timeout(
 		    s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -259,7 +259,7 @@ session_open(struct session **out, struct session_env *e,
 	i.host    = url->hosthdr;
 	/* No subprotocol: PersonaPlex's aiohttp server names none. */
 	i.local_protocol_name = e->o.protocol;
-	i.opaque_user_data    = s;
+	i.userdata            = s;
 	i.pwsi                = &s->wsi;
 	if (url->tls) {
 		i.ssl_connection = LCCSCF_USE_SSL;
@@ -586,7 +586,7 @@ int
 session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     void *user, void *in, size_t len)
 {
-	struct session *s = lws_get_opaque_user_data(wsi);
+	struct session *s = user;
 	char            detail[160];
 
 	switch (reason) {
@@ -598,11 +598,11 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (s->in_connect) {
 			snprintf(s->connect_err, sizeof(s->connect_err), "%s",
 			    detail);
-			lws_set_opaque_user_data(wsi, NULL);
+			lws_set_wsi_user(wsi, NULL);
 			return 0;
 		}
 		s->wsi = NULL; /* lws is freeing it */
-		lws_set_opaque_user_data(wsi, NULL);
+		lws_set_wsi_user(wsi, NULL);
 		ended(s, closed_reason(s), detail);
 		return 0;
 
@@ -648,7 +648,7 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!s)
 			return 0;
 		s->wsi = NULL;
-		lws_set_opaque_user_data(wsi, NULL);
+		lws_set_wsi_user(wsi, NULL);
 		if (s->peer_close)
 			snprintf(detail, sizeof(detail),
 			    "server closed the socket (%d)", s->peer_close);
