@@ -125,6 +125,7 @@ struct server {
 	_Atomic int         listening;
 	_Atomic int         ncalls;
 	bool                stopping;
+	int                 port; /* as bound (listen port 0 picks one) */
 	uint64_t            path_logged_us;
 	unsigned            path_unlogged;
 
@@ -908,6 +909,22 @@ register_metrics(struct server *s)
 	        "playback_audio frames dropped (wrong rate, odd length).", NULL);
 }
 
+/* Like cfg_split_addr, but port 0 (any free port, for tests) is fine. */
+static int
+split_listen(const char *addr, char *host, size_t hostlen, int *port)
+{
+	char        tmp[300];
+	const char *colon = strrchr(addr, ':');
+
+	if (colon == NULL || strcmp(colon, ":0") != 0)
+		return cfg_split_addr(addr, host, hostlen, port);
+	snprintf(tmp, sizeof(tmp), "%.*s:1", (int)(colon - addr), addr);
+	if (cfg_split_addr(tmp, host, hostlen, port) != 0)
+		return EINVAL;
+	*port = 0;
+	return 0;
+}
+
 int
 server_start(struct server **out, const struct server_opts *o)
 {
@@ -928,7 +945,7 @@ server_start(struct server **out, const struct server_opts *o)
 	    = (uint64_t)(o->stop_grace_ms ? o->stop_grace_ms : 2000) * 1000;
 	register_metrics(s);
 
-	if (cfg_split_addr(o->listen, host, sizeof(host), &port) != 0) {
+	if (split_listen(o->listen, host, sizeof(host), &port) != 0) {
 		LOGE(o->log, NULL, "listen address '%s' is not host:port",
 		    o->listen);
 		rv = EINVAL;
@@ -986,6 +1003,7 @@ server_start(struct server **out, const struct server_opts *o)
 		rv = EIO;
 		goto out;
 	}
+	s->port = lws_get_vhost_listen_port(s->vh);
 	snprintf(s->listen_desc, sizeof(s->listen_desc), "%s", o->listen);
 	lws_sul_schedule(s->ctx, 0, &s->tick, tick_cb, TICK_US);
 	atomic_store(&s->listening, 1);
@@ -1045,4 +1063,10 @@ server_ready(struct server *s, char *detail, size_t len)
 	    atomic_load(&s->ncalls), bus_peers(s->o.bus_transcoder),
 	    bus_peers(s->o.bus_control));
 	return ready;
+}
+
+int
+server_port(const struct server *s)
+{
+	return s->port;
 }

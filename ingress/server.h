@@ -41,6 +41,9 @@ void server_stop(struct server *s);
 /* One turn of the lws loop; returns lws_service's result (<0: fatal). */
 int server_service(struct server *s);
 
+/* The TCP port listened on (useful when the listen port was 0). */
+int server_port(const struct server *s);
+
 /* For /readyz (any thread): 1 once listening; detail names the bus
  * peers and the number of calls. */
 int server_ready(struct server *s, char *detail, size_t len);
