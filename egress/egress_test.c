@@ -71,7 +71,7 @@ fix_init(struct fix *x, bool with_server)
 	ci.port    = CONTEXT_PORT_NO_LISTEN;
 	if (!(x->srv = lws_create_context(&ci)))
 		return 1;
-	if ((x->port = testsrv_start(&x->fake, x->srv)) < 0)
+	if ((x->port = testsrv_start(&x->fake, x->srv, NULL, NULL)) < 0)
 		return 1;
 	snprintf(x->urls, sizeof(x->urls), "ws://127.0.0.1:%d", x->port);
 	snprintf(x->server, sizeof(x->server), "ws://127.0.0.1:%d/api/chat",

@@ -88,8 +88,15 @@ wake(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(x->ctx, 0, &x->sul, wake, 10 * 1000);
 }
 
+struct fix_opts {
+	size_t      queue_max, rx_max;
+	const char *cert, *key; /* the stand-in speaks TLS */
+	const char *ca; /* the client trusts this CA file */
+	bool        insecure;
+};
+
 static int
-fix_init(struct fix *x, size_t queue_max, size_t rx_max)
+fix_init_opts(struct fix *x, const struct fix_opts *o)
 {
 	struct lws_context_creation_info ci;
 	struct session_env_opts          so;
@@ -110,15 +117,16 @@ fix_init(struct fix *x, size_t queue_max, size_t rx_max)
 	x->ctx  = lws_create_context(&ci);
 	if (!x->ctx)
 		return 1;
-	x->port = testsrv_start(&x->fake, x->ctx);
+	x->port = testsrv_start(&x->fake, x->ctx, o->cert, o->key);
 	if (x->port < 0)
 		return 1;
 	memset(&ci, 0, sizeof(ci));
-	ci.port       = CONTEXT_PORT_NO_LISTEN;
-	ci.vhost_name = "client";
-	ci.protocols  = x->client_protos;
-	ci.options    = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	x->client     = lws_create_vhost(x->ctx, &ci);
+	ci.port                   = CONTEXT_PORT_NO_LISTEN;
+	ci.vhost_name             = "client";
+	ci.protocols              = x->client_protos;
+	ci.options                = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	ci.client_ssl_ca_filepath = o->ca;
+	x->client                 = lws_create_vhost(x->ctx, &ci);
 	if (!x->client)
 		return 1;
 	memset(&so, 0, sizeof(so));
@@ -127,12 +135,20 @@ fix_init(struct fix *x, size_t queue_max, size_t rx_max)
 	so.protocol  = "pp";
 	so.log       = &x->lg;
 	so.metrics   = x->m;
-	so.queue_max = queue_max;
-	so.rx_max    = rx_max;
+	so.queue_max = o->queue_max;
+	so.rx_max    = o->rx_max;
+	so.insecure  = o->insecure;
 	if (session_env_alloc(&x->env, &so))
 		return 1;
 	lws_sul_schedule(x->ctx, 0, &x->sul, wake, 10 * 1000);
 	return 0;
+}
+
+static int
+fix_init(struct fix *x, size_t queue_max, size_t rx_max)
+{
+	struct fix_opts o = { .queue_max = queue_max, .rx_max = rx_max };
+	return fix_init_opts(x, &o);
 }
 
 static void
@@ -180,19 +196,26 @@ metric_val(struct fix *x, const char *series)
 }
 
 static int
-open_session(struct fix *x, struct owner *o, const char *text)
+open_session_url(
+    struct fix *x, struct owner *o, const char *scheme, const char *text)
 {
 	char            url[64], target[PPURL_URL_MAX + 1], err[256];
 	struct ppurl    u;
 	struct log_call ids = { "CA-test", "ST-test" };
 
-	snprintf(url, sizeof(url), "ws://127.0.0.1:%d", x->port);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, x->port);
 	if (ppurl_parse(&u, url, err, sizeof(err)))
 		return EINVAL;
 	if (ppurl_target(&u, "NATF2.pt", text, 0, target, sizeof(target), err,
 	        sizeof(err)))
 		return EINVAL;
 	return session_open(&o->s, x->env, &u, target, &ids, &cb, o);
+}
+
+static int
+open_session(struct fix *x, struct owner *o, const char *text)
+{
+	return open_session_url(x, o, "ws", text);
 }
 
 static int
@@ -500,7 +523,97 @@ test_longest_target_arrives_whole(void)
 	return 0;
 }
 
+/* A throw-away self-signed certificate for 127.0.0.1, made with the
+ * openssl tool; returns false (test skipped) if that is not possible. */
+static bool
+make_cert(char *dir, size_t len, char *cert, char *key, size_t flen)
+{
+	char cmd[1024];
+
+	snprintf(dir, len, "/tmp/session_test.XXXXXX");
+	if (!mkdtemp(dir))
+		return false;
+	snprintf(cert, flen, "%s/cert.pem", dir);
+	snprintf(key, flen, "%s/key.pem", dir);
+	snprintf(cmd, sizeof(cmd),
+	    "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+	    "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "
+	    "'%s' -out '%s' >/dev/null 2>&1",
+	    key, cert);
+	return system(cmd) == 0;
+}
+
+static void
+rm_dir(const char *dir)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd)) { }
+}
+
+/* wss:// with the server's CA trusted: the handshake and a page flow. */
+static int
+tls_run(const struct fix_opts *fo, bool expect_ok)
+{
+	struct fix   x;
+	struct owner o  = { 0 };
+	uint8_t      hs = 0, page[20] = { 'O', 'g', 'g', 'S' };
+	bool         ok = false;
+
+	TEST_EQ(fix_init_opts(&x, fo), 0);
+	fake_queue(&x.fake, &hs, 1, 0);
+	TEST_EQ(open_session_url(&x, &o, "wss", "hi"), 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !o.handshakes && !o.ended;)
+		lws_service(x.ctx, 0);
+	if (!expect_ok) {
+		TEST_ASSERT(o.ended);
+		TEST_STREQ(o.reason, SESSION_CONNECT_FAILED);
+		TEST_EQ(x.fake.connections, 0);
+		fix_fini(&x);
+		return 0;
+	}
+	TEST_EQ(o.handshakes, 1);
+	TEST_EQ(session_send_ogg(o.s, page, sizeof(page), true), 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !(ok = o.naudio == 1);)
+		lws_service(x.ctx, 0);
+	TEST_ASSERT(ok);
+	TEST_EQ(o.audio_len[0], sizeof(page));
+	session_close(o.s, "done");
+	TEST_ASSERT(run_until(&x, &x.fake.closed));
+	TEST_EQ(x.fake.close_code, 1000);
+	fix_fini(&x);
+	return 0;
+}
+
+static int
+test_wss(void)
+{
+	char            dir[64], cert[128], key[128];
+	struct fix_opts fo = { 0 };
+	int             rc = 0;
+
+	if (!make_cert(dir, sizeof(dir), cert, key, sizeof(cert))) {
+		printf("skip test_wss: cannot make a certificate\n");
+		return 0;
+	}
+	fo.cert = cert;
+	fo.key  = key;
+	/* Trusted through the CA file: works. */
+	fo.ca = cert;
+	rc |= tls_run(&fo, true);
+	/* Not trusted: the connection fails (certificate check). */
+	fo.ca = NULL;
+	rc |= tls_run(&fo, false);
+	/* Not trusted but insecure: works. */
+	fo.insecure = true;
+	rc |= tls_run(&fo, true);
+	rm_dir(dir);
+	return rc;
+}
+
 TEST_MAIN(TEST(test_full_conversation), TEST(test_closed_before_handshake),
     TEST(test_server_closes_after_handshake), TEST(test_connect_refused),
     TEST(test_queue_bound_keeps_headers), TEST(test_oversized_message_dropped),
-    TEST(test_longest_target_arrives_whole))
+    TEST(test_longest_target_arrives_whole), TEST(test_wss))

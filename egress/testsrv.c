@@ -121,7 +121,8 @@ fake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 int
-testsrv_start(struct fake *f, struct lws_context *ctx)
+testsrv_start(
+    struct fake *f, struct lws_context *ctx, const char *cert, const char *key)
 {
 	struct lws_context_creation_info ci;
 	struct lws_vhost                *vh;
@@ -137,6 +138,11 @@ testsrv_start(struct fake *f, struct lws_context *ctx)
 	ci.protocols  = f->protos;
 	/* Room for a 2032-byte request target. */
 	ci.max_http_header_data = 8192;
-	vh                      = lws_create_vhost(ctx, &ci);
+	if (cert) {
+		ci.options           = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		ci.ssl_cert_filepath = cert;
+		ci.ssl_private_key_filepath = key;
+	}
+	vh = lws_create_vhost(ctx, &ci);
 	return vh ? lws_get_vhost_listen_port(vh) : -1;
 }

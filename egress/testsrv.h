@@ -46,8 +46,11 @@ struct fake {
 };
 
 /* Adds the stand-in as a vhost of ctx listening on 127.0.0.1 (a port the
- * kernel picks). Returns the port, or -1. f must outlive the vhost. */
-int testsrv_start(struct fake *f, struct lws_context *ctx);
+ * kernel picks), with TLS when cert and key (PEM files) are given; ctx
+ * must then have been created with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT.
+ * Returns the port, or -1. f must outlive the vhost. */
+int testsrv_start(struct fake *f, struct lws_context *ctx, const char *cert,
+    const char *key);
 
 /* Queues a message for the server to send (split > 0: as two fragments;
  * a message starting with 'T' goes as a text frame without the 'T'). */
