@@ -144,6 +144,19 @@ struct server {
 
 /* ---- helpers ---------------------------------------------------------- */
 
+/* Text from a socket, made safe for one log line (no control bytes). */
+static const char *
+safe(char *buf, size_t cap, const char *s)
+{
+	size_t i = 0;
+
+	for (; s[i] != '\0' && i + 1 < cap; i++)
+		buf[i]
+		    = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
 static void
 conn_bad(struct conn *c, int kind, const char *why)
 {
@@ -228,7 +241,8 @@ on_start(struct server *s, struct conn *c, const struct exotel_msg *m)
 {
 	const struct exotel_start *st = &m->u.start;
 	struct playback_opts       po = { 0 };
-	char                       keys[256];
+	char                       keys[256], t1[80], t2[80], t3[80], t4[80];
+	char                       t5[256];
 	size_t                     kl = 0;
 	int                        rate, rv;
 
@@ -298,9 +312,12 @@ on_start(struct server *s, struct conn *c, const struct exotel_msg *m)
 	LOGI(s->o.log, &c->lc,
 	    "call started: conn %u (%s) account=%s from=%s to=%s rate=%d "
 	    "encoding=%s custom_parameters=%s%s%s",
-	    c->id, c->peer, st->account_sid, st->from, st->to, rate,
-	    st->encoding, st->custom_present ? "{" : "absent",
-	    st->custom_present ? keys : "", st->custom_present ? "}" : "");
+	    c->id, c->peer, safe(t1, sizeof(t1), st->account_sid),
+	    safe(t2, sizeof(t2), st->from), safe(t3, sizeof(t3), st->to), rate,
+	    safe(t4, sizeof(t4), st->encoding),
+	    st->custom_present ? "{" : "absent",
+	    st->custom_present ? safe(t5, sizeof(t5), keys) : "",
+	    st->custom_present ? "}" : "");
 	if (st->n_dropped)
 		LOGW(s->o.log, &c->lc,
 		    "start: %zu custom/extra entries not kept (too many or "
@@ -334,10 +351,12 @@ on_stop(struct server *s, struct conn *c, const struct exotel_msg *m)
 {
 	const char *reason
 	    = m->u.stop.reason[0] ? m->u.stop.reason : "stopped";
+	char t[80];
 
 	if (c->state != CONN_LIVE)
 		return;
-	LOGI(s->o.log, &c->lc, "exotel stop: reason=%s", reason);
+	LOGI(s->o.log, &c->lc, "exotel stop: reason=%s",
+	    safe(t, sizeof(t), reason));
 	send_call_stop(s, c, reason);
 	c->state   = CONN_STOPPED;
 	c->stop_us = mono_us();
@@ -349,11 +368,12 @@ on_dtmf(struct server *s, struct conn *c, const struct exotel_msg *m)
 {
 	Exo__Frame f = EXO__FRAME__INIT;
 	Exo__Dtmf  d;
+	char       t[32];
 
 	if (c->state != CONN_LIVE)
 		return;
 	LOGI(s->o.log, &c->lc, "dtmf: digit=%s duration_ms=%lld",
-	    m->u.dtmf.digit,
+	    safe(t, sizeof(t), m->u.dtmf.digit),
 	    m->u.dtmf.has_duration ? (long long)m->u.dtmf.duration_ms : -1);
 	callbus_dtmf_frame(&f, &d, &c->ci, &m->u.dtmf);
 	f.ts_us = wall_us();
@@ -366,7 +386,11 @@ on_message(struct server *s, struct conn *c, const char *buf, size_t len)
 {
 	struct exotel_msg *m = &s->msg;
 	int                rv;
+	char               t[EXOTEL_MARK_MAX + 1];
 
+	/* A socket we are closing has had its say. */
+	if (c->close_pending)
+		return;
 	rv = exotel_parse(m, buf, len, s->pcm, s->pcm_cap);
 	/* Unparsable messages are counted as bad input only. */
 	if (m->event[0] != '\0')
@@ -397,14 +421,15 @@ on_message(struct server *s, struct conn *c, const char *buf, size_t len)
 		break;
 	case EXOTEL_EV_MARK:
 		/* Playout tracking from mark echoes comes with marks. */
-		LOGD(s->o.log, &c->lc, "exotel mark echoed: %s", m->u.mark);
+		LOGD(s->o.log, &c->lc, "exotel mark echoed: %s",
+		    safe(t, sizeof(t), m->u.mark));
 		break;
 	default:
 		if (!(c->logged & (1ull << 63))) {
 			c->logged |= 1ull << 63;
 			LOGI(s->o.log, &c->lc,
 			    "exotel conn %u: ignoring event \"%s\"", c->id,
-			    m->event);
+			    safe(t, sizeof(t), m->event));
 		}
 		break;
 	}
@@ -600,16 +625,16 @@ cb_exotel(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 		if (strcmp((const char *)in, "websocket") != 0
 		    || !path_ok(wsi)) {
-			char uri[128] = "";
+			char uri[128] = "", t[80];
 			lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 			metric_inc(s->m_bad[BAD_PATH]);
 			/* At most a line per 10 s however many come. */
 			if (mono_us() - s->path_logged_us > 10000000u
 			    || s->path_logged_us == 0) {
 				LOGW(s->o.log, NULL,
-				    "refused an upgrade to '%.64s' (only "
+				    "refused an upgrade to '%s' (only "
 				    "/exotel; %u more since the last line)",
-				    uri, s->path_unlogged);
+				    safe(t, sizeof(t), uri), s->path_unlogged);
 				s->path_logged_us = mono_us();
 				s->path_unlogged  = 0;
 			} else {
