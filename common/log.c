@@ -55,36 +55,49 @@ log_init(struct log *lg, const char *proc, const char *format,
 	return 0;
 }
 
-/* Appends s to buf as a JSON string body (no quotes). */
-static size_t
-json_esc(char *buf, size_t cap, size_t len, const char *s)
+/* A bounded line buffer: appends past cap are cut, never overflow. cap
+ * leaves room for the line's terminator, which is always written. */
+struct lb {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+lb_put(struct lb *b, const char *s, size_t n)
 {
-	for (; *s && len + 7 < cap; s++) {
-		unsigned char c = (unsigned char) *s;
-		if (c == '"' || c == '\\') {
-			buf[len++] = '\\';
-			buf[len++] = (char) c;
-		} else if (c == '\n') {
-			buf[len++] = '\\';
-			buf[len++] = 'n';
-		} else if (c < 0x20) {
-			len += (size_t) snprintf(buf + len, cap - len,
-			    "\\u%04x", c);
-		} else {
-			buf[len++] = (char) c;
-		}
-	}
-	return len;
+	size_t room = b->cap - b->len;
+	if (n > room)
+		n = room;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
 }
 
-static size_t
-put(char *buf, size_t cap, size_t len, const char *s)
+static void
+lb_str(struct lb *b, const char *s)
 {
-	size_t n = strlen(s);
-	if (len + n >= cap)
-		n = cap - len - 1;
-	memcpy(buf + len, s, n);
-	return len + n;
+	lb_put(b, s, strlen(s));
+}
+
+/* Appends s as the body of a JSON string (no quotes). */
+static void
+lb_json(struct lb *b, const char *s)
+{
+	char esc[8];
+	for (; *s; s++) {
+		unsigned char c = (unsigned char) *s;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char) c;
+			lb_put(b, esc, 2);
+		} else if (c == '\n') {
+			lb_put(b, "\\n", 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			lb_put(b, esc, 6);
+		} else {
+			lb_put(b, (const char *) &c, 1);
+		}
+	}
 }
 
 void
@@ -92,63 +105,61 @@ log_vwrite(const struct log *lg, enum log_level lvl,
     const struct log_call *call, const char *fmt, va_list ap)
 {
 	char msg[2048], line[4096], ts[40];
+	struct lb b = { .p = line, .cap = sizeof(line) - 2 };
 	struct timespec now;
 	struct tm tm;
-	size_t len = 0;
-	int n;
+	size_t n;
 
 	if (lvl < lg->level)
 		return;
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (n < 0)
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
-	n = (int) strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - (size_t) n, ".%03ldZ",
-	    now.tv_nsec / 1000000);
+	n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof(ts) - n, ".%03dZ",
+	    (int) (now.tv_nsec / 1000000));
 
 	const char *csid = call && call->call_sid ? call->call_sid : "";
 	const char *ssid = call && call->stream_sid ? call->stream_sid : "";
 	if (lg->json) {
-		len = put(line, sizeof(line), len, "{\"ts\":\"");
-		len = put(line, sizeof(line), len, ts);
-		len = put(line, sizeof(line), len, "\",\"level\":\"");
-		len = put(line, sizeof(line), len, level_names[lvl]);
-		len = put(line, sizeof(line), len, "\",\"proc\":\"");
-		len = json_esc(line, sizeof(line), len, lg->proc);
-		len = put(line, sizeof(line), len, "\",\"msg\":\"");
-		len = json_esc(line, sizeof(line), len, msg);
-		len = put(line, sizeof(line), len, "\"");
+		lb_str(&b, "{\"ts\":\"");
+		lb_str(&b, ts);
+		lb_str(&b, "\",\"level\":\"");
+		lb_str(&b, level_names[lvl]);
+		lb_str(&b, "\",\"proc\":\"");
+		lb_json(&b, lg->proc);
+		lb_str(&b, "\",\"msg\":\"");
+		lb_json(&b, msg);
 		if (*csid || *ssid) {
-			len = put(line, sizeof(line), len, ",\"call_sid\":\"");
-			len = json_esc(line, sizeof(line), len, csid);
-			len = put(line, sizeof(line), len,
-			    "\",\"stream_sid\":\"");
-			len = json_esc(line, sizeof(line), len, ssid);
-			len = put(line, sizeof(line), len, "\"");
+			lb_str(&b, "\",\"call_sid\":\"");
+			lb_json(&b, csid);
+			lb_str(&b, "\",\"stream_sid\":\"");
+			lb_json(&b, ssid);
 		}
-		len = put(line, sizeof(line), len, "}\n");
+		/* Room for the closing quote and brace was not reserved:
+		 * cut the message so they always fit. */
+		if (b.len > b.cap - 2)
+			b.len = b.cap - 2;
+		lb_str(&b, "\"}");
 	} else {
-		n = snprintf(line, sizeof(line), "%s %-5s %s: %s", ts,
-		    level_names[lvl], lg->proc, msg);
-		len = n < 0 ? 0 : (size_t) n;
-		if (len >= sizeof(line))
-			len = sizeof(line) - 1;
+		lb_str(&b, ts);
+		lb_str(&b, " ");
+		lb_str(&b, level_names[lvl]);
+		lb_str(&b, lvl == LOG_INFO || lvl == LOG_WARN ? "  " : " ");
+		lb_str(&b, lg->proc);
+		lb_str(&b, ": ");
+		lb_str(&b, msg);
 		if (*csid || *ssid) {
-			n = snprintf(line + len, sizeof(line) - len,
-			    " call_sid=%s stream_sid=%s", csid, ssid);
-			if (n > 0)
-				len += (size_t) n;
-			if (len >= sizeof(line))
-				len = sizeof(line) - 1;
+			lb_str(&b, " call_sid=");
+			lb_str(&b, csid);
+			lb_str(&b, " stream_sid=");
+			lb_str(&b, ssid);
 		}
-		if (len >= sizeof(line) - 1)
-			len = sizeof(line) - 2;
-		line[len++] = '\n';
 	}
+	line[b.len++] = '\n';
 	/* One write per line: lines from threads never interleave. */
-	ssize_t w = write(lg->fd, line, len);
+	ssize_t w = write(lg->fd, line, b.len);
 	(void) w;
 }
 
