@@ -329,7 +329,11 @@ conv_handshake(struct conv *c)
 	if (c->send(c->arg, 0x00, none, 0))
 		stats_add(c->st, ST_OUT_DROPPED, 1);
 	/* The writer queues its two header pages when it is made. */
-	return sphn_writer_alloc(&c->wr, send_page, c) ? EIO : 0;
+	if (sphn_writer_alloc(&c->wr, send_page, c))
+		return EIO;
+	if (c->o->complexity >= 0 && c->o->complexity <= 10)
+		sphn_writer_complexity(c->wr, c->o->complexity);
+	return 0;
 }
 
 int

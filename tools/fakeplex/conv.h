@@ -24,6 +24,9 @@ struct conv_opts {
 	enum conv_mode mode;
 	double         tone_hz;
 	const char    *text; /* "Hello there" → " Hello", " there"; NULL */
+	/* Downlink encoder complexity 0-10; out of range (e.g. -1) keeps
+	 * libopus's default, as sphn does. */
+	int complexity;
 };
 
 /* Sends one WebSocket binary message: kind, then n payload bytes. The

@@ -52,11 +52,11 @@ main(int argc, char **argv)
 {
 	struct plex_opts  po = { 0 };
 	struct cfg_common common;
-	struct cfg_opt    opts[16], all[CFG_COMMON_N];
+	struct cfg_opt    opts[20], all[CFG_COMMON_N];
 	const char       *admin_addr = NULL, *mode = NULL;
-	long              tone_hz = 0;
-	bool              refuse  = false;
-	size_t            n       = 0;
+	long              tone_hz = 0, complexity = -1;
+	bool              refuse = false;
+	size_t            n      = 0;
 	char              err[256];
 	struct log        lg;
 	struct metrics   *m   = NULL;
@@ -95,6 +95,15 @@ main(int argc, char **argv)
 		.min                         = 20,
 		.max                         = 11000,
 		.help                        = "frequency of the tone mode" };
+	opts[n++] = (struct cfg_opt) { .flag = "complexity",
+		.env                         = "EXOPLEX_FAKEPLEX_COMPLEXITY",
+		.def                         = "-1",
+		.type                        = CFG_INT,
+		.dst                         = &complexity,
+		.min                         = -1,
+		.max                         = 10,
+		.help = "downlink Opus complexity; -1 = libopus default, as "
+		        "sphn (lower is cheaper for load tests)" };
 	opts[n++] = (struct cfg_opt) { .flag = "handshake-delay-ms",
 		.env  = "EXOPLEX_FAKEPLEX_HANDSHAKE_DELAY_MS",
 		.def  = "0",

@@ -109,6 +109,16 @@ sphn_writer_free(struct sphn_writer *w)
 }
 
 int
+sphn_writer_complexity(struct sphn_writer *w, int complexity)
+{
+	if (complexity < 0 || complexity > 10
+	    || opus_encoder_ctl(w->enc, OPUS_SET_COMPLEXITY(complexity))
+	        != OPUS_OK)
+		return EINVAL;
+	return 0;
+}
+
+int
 sphn_writer_append(struct sphn_writer *w, const float *pcm, size_t n)
 {
 	opus_int32 len;

@@ -36,6 +36,11 @@ struct sphn_writer;
 int  sphn_writer_alloc(struct sphn_writer **out, sphn_page_fn fn, void *arg);
 void sphn_writer_free(struct sphn_writer *w);
 
+/* Sets the encoder's complexity (0-10). sphn never does, which leaves
+ * libopus's default; lower values only make a cheaper stand-in. Returns 0
+ * or EINVAL. */
+int sphn_writer_complexity(struct sphn_writer *w, int complexity);
+
 /* Encodes n samples (one of 120, 240, 480, 960, 1920, 2880, like sphn)
  * into one packet on one page. Returns 0, EINVAL, EIO or fn's value. */
 int sphn_writer_append(struct sphn_writer *w, const float *pcm, size_t n);
