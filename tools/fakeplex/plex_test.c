@@ -114,7 +114,7 @@ struct world {
 	struct plex_opts    po;
 	struct plex        *p;
 	struct lws_context *cctx;
-	int                 port;
+	int                 port, port2;
 	char                listen[64];
 };
 
@@ -145,9 +145,12 @@ world_init(struct world *w, long delay_ms, const char *text)
 	if (log_init(&w->lg, "fakeplex-test", "text", "error")
 	    || metrics_alloc(&w->m, "exoplex_") || stats_alloc(&w->st, w->m))
 		return 1;
-	if ((w->port = free_port()) < 0)
+	if ((w->port = free_port()) < 0 || (w->port2 = free_port()) < 0
+	    || w->port2 == w->port)
 		return 1;
-	snprintf(w->listen, sizeof(w->listen), "127.0.0.1:%d", w->port);
+	/* Two listeners: two independent "servers". */
+	snprintf(w->listen, sizeof(w->listen), "127.0.0.1:%d,127.0.0.1:%d",
+	    w->port, w->port2);
 	w->po.listen             = w->listen;
 	w->po.conv.mode          = CONV_ECHO;
 	w->po.conv.text          = text;
@@ -207,14 +210,14 @@ cli_free(struct cli *c)
 }
 
 static int
-cli_connect(struct world *w, struct cli *c, const char *path)
+cli_connect_port(struct world *w, struct cli *c, int port, const char *path)
 {
 	struct lws_client_connect_info i;
 
 	memset(&i, 0, sizeof(i));
 	i.context             = w->cctx;
 	i.address             = "127.0.0.1";
-	i.port                = w->port;
+	i.port                = port;
 	i.path                = path;
 	i.host                = "127.0.0.1";
 	i.origin              = "127.0.0.1";
@@ -222,6 +225,12 @@ cli_connect(struct world *w, struct cli *c, const char *path)
 	i.userdata            = c;
 	i.pwsi                = &c->wsi;
 	return lws_client_connect_via_info(&i) == NULL;
+}
+
+static int
+cli_connect(struct world *w, struct cli *c, const char *path)
+{
+	return cli_connect_port(w, c, w->port, path);
 }
 
 /* Queues kind + data as one binary message. */
@@ -447,5 +456,38 @@ test_fatal_uplink_closes(void)
 	return 0;
 }
 
+static int
+test_listeners_are_independent(void)
+{
+	struct world w;
+	struct cli  *a = cli_new(), *b = cli_new(), *c = cli_new();
+
+	TEST_EQ(world_init(&w, 0, NULL), 0);
+	TEST_EQ(cli_connect_port(&w, a, w.port, CHAT), 0);
+	TEST_EQ(cli_connect_port(&w, b, w.port2, CHAT), 0);
+	WAIT_FOR(&w, a->nmsg >= 3 && b->nmsg >= 3);
+	TEST_EQ(stats_get(w.st, ST_SESSIONS_WAITED), 0);
+	/* A second caller on the first listener waits. */
+	TEST_EQ(cli_connect_port(&w, c, w.port, CHAT), 0);
+	WAIT_FOR(&w, c->connected && stats_get(w.st, ST_SESSIONS_WAITED) == 1);
+	TEST_EQ(c->nmsg, 0);
+	char *j = stats_json(w.st);
+	TEST_ASSERT(j && strstr(j, "\"max_concurrent_sessions\":2")
+	    && strstr(j, "\"open\":2,\"waiting\":1")
+	    && strstr(j, "\"open\":1,\"waiting\":0"));
+	free(j);
+	a->want_close = b->want_close = c->want_close = true;
+	lws_callback_on_writable(a->wsi);
+	lws_callback_on_writable(b->wsi);
+	lws_callback_on_writable(c->wsi);
+	WAIT_FOR(&w, a->closed && b->closed && c->closed);
+	cli_free(a);
+	cli_free(b);
+	cli_free(c);
+	world_fini(&w);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_echo_session), TEST(test_lock_and_early_bytes),
-    TEST(test_handshake_delay_and_bad_queries), TEST(test_fatal_uplink_closes))
+    TEST(test_handshake_delay_and_bad_queries), TEST(test_fatal_uplink_closes),
+    TEST(test_listeners_are_independent))
