@@ -36,6 +36,7 @@
 #define ANNOUNCE_EVERY_US (1000 * 1000)
 #define QUIET_AFTER_STOP_US (5 * 1000 * 1000)
 #define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
+#define QUIET_MAX 4096 /* unknown call ids remembered at once */
 
 enum { LINK_T, LINK_I, LINKS }; /* to transcoder ("egress"), to ingress */
 
@@ -62,6 +63,10 @@ struct call {
 struct quiet {
 	uint64_t until_us;
 	uint64_t seq;
+	/* Highest uplink session seen for it: after an egress restart the
+	 * transcoder still streams the old session, so the new one must get
+	 * a higher number to make it start a fresh Ogg stream. */
+	uint32_t last_session;
 };
 
 struct link {
@@ -306,6 +311,8 @@ quiet_set(struct egress *e, const char *id, uint64_t until_us)
 	struct quiet *q = strmap_get(e->quiet, id);
 
 	if (!q) {
+		if (strmap_count(e->quiet) >= QUIET_MAX)
+			return;
 		q = calloc(1, sizeof(*q));
 		if (!q || strmap_put(e->quiet, id, q)) {
 			free(q);
@@ -326,10 +333,20 @@ announce(struct egress *e, const Exo__Frame *in)
 	struct log_call ids = { .stream_sid = in->call_id };
 
 	metric_inc(e->m_unknown);
+	if (in->body_case == EXO__FRAME__BODY_UPLINK_OGG) {
+		if (!q) {
+			quiet_set(e, in->call_id, 0);
+			q = strmap_get(e->quiet, in->call_id);
+		}
+		if (q && q->last_session < in->uplink_ogg->session)
+			q->last_session = in->uplink_ogg->session;
+	}
 	if (q && now < q->until_us)
 		return;
 	quiet_set(e, in->call_id, now + ANNOUNCE_EVERY_US);
 	q = strmap_get(e->quiet, in->call_id);
+	if (!q)
+		return; /* a flood of unknown ids: no announce storm either */
 	LOGI(e->o.log, &ids,
 	    "%s for an unknown call: asking ingress to "
 	    "announce it",
@@ -337,7 +354,7 @@ announce(struct egress *e, const Exo__Frame *in)
 	f.body_case = EXO__FRAME__BODY_ANNOUNCE;
 	f.announce  = &a;
 	f.call_id   = in->call_id;
-	f.seq       = q ? ++q->seq : 1;
+	f.seq       = ++q->seq;
 	f.ts_us     = wall_us();
 	bus_send(e->links[LINK_I].bus, &f);
 	metric_inc(e->m_announce);
@@ -348,6 +365,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 {
 	const Exo__CallStart *cs = f->call_start;
 	struct call          *c  = strmap_get(e->calls, f->call_id);
+	struct quiet         *q;
 
 	if (c) {
 		/* Idempotent: a known call is only refreshed. */
@@ -376,7 +394,15 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	c->ids.call_sid   = c->call_sid;
 	c->ids.stream_sid = c->id;
 	c->seen_us = c->started_us = mono_us();
-	free(strmap_del(e->quiet, c->id));
+	q                          = strmap_del(e->quiet, c->id);
+	if (q && q->last_session) {
+		c->sess_no = q->last_session;
+		LOGI(e->o.log, &c->ids,
+		    "the transcoder still streams session %u of this call: "
+		    "numbering continues from there",
+		    q->last_session);
+	}
+	free(q);
 	metric_set(e->m_calls, (int64_t)strmap_count(e->calls));
 	LOGI(e->o.log, &c->ids, "call started%s (from %s to %s, %u Hz)",
 	    cs->reannounce ? " (reannounced)" : "", cs->from ? cs->from : "",

@@ -399,7 +399,7 @@ test_unknown_call_announced_once(void)
 	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
 	/* Three frames in one message: one announce (at most 1/s). */
 	for (int i = 0; i < 3; i++)
-		send_uplink(&x, "ST9", 1, (uint8_t)i, false);
+		send_uplink(&x, "ST9", (uint32_t)i, (uint8_t)i, false);
 	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_ANNOUNCE, "ST9") == 1);
 	pump_ms(&x, 100);
 	TEST_EQ(count(&x.in, EXO__FRAME__BODY_ANNOUNCE, NULL), 1);
@@ -407,9 +407,14 @@ test_unknown_call_announced_once(void)
 	TEST_EQ(
 	    metric_val(x.m, "exoplex_egress_unknown_call_frames_total"), 3);
 	TEST_EQ(x.fake.connections, 0);
-	/* Ingress answers with the call_start: the call comes up. */
+	/* Ingress answers with the call_start: the call comes up. Its
+	 * session is numbered past the transcoder's (2, as after an egress
+	 * restart), so the transcoder starts a fresh Ogg stream. */
 	send_call_start(&x, "ST9", true);
 	PUMP_UNTIL(&x, x.fake.connections == 1);
+	fake_queue(&x.fake, "", 1, 0);
+	PUMP_UNTIL(&x, count(&x.tr, EXO__FRAME__BODY_SESSION_READY, "ST9"));
+	TEST_EQ(find(&x.tr, EXO__FRAME__BODY_SESSION_READY, 0)->session, 3);
 	fix_fini(&x);
 	return 0;
 }
