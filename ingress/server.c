@@ -138,8 +138,8 @@ struct server {
 	struct exotel_msg msg; /* parse scratch (large: not on the stack) */
 
 	struct metric *m_calls, *m_conns, *m_in[EXOTEL_EV_N], *m_bad[BAD_N];
-	struct metric *m_media_out, *m_underruns, *m_dropped, *m_bus_unknown,
-	    *m_bus_bad;
+	struct metric *m_out[EXOTEL_EV_N], *m_underruns, *m_dropped,
+	    *m_bus_unknown, *m_bus_bad;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -508,7 +508,13 @@ on_writeable(struct server *s, struct conn *c)
 			LOGW(s->o.log, &c->lc, "write to Exotel failed");
 			return -1;
 		}
-		metric_inc(s->m_media_out);
+		/* Our messages all start {"event":"<kind>" (exotel.c). */
+		if (len > 10 && p[10] == 'm' && p[11] == 'e')
+			metric_inc(s->m_out[EXOTEL_EV_MEDIA]);
+		else if (len > 10 && p[10] == 'm')
+			metric_inc(s->m_out[EXOTEL_EV_MARK]);
+		else
+			metric_inc(s->m_out[EXOTEL_EV_CLEAR]);
 		if (outq_count(&c->q) || c->close_pending)
 			lws_callback_on_writable(c->wsi);
 		return 0;
@@ -922,8 +928,15 @@ register_metrics(struct server *s)
 		s->m_bad[i] = metrics_counter(m, "exotel_bad_input_total",
 		    "Bad input from Exotel sockets, by kind.", l);
 	}
-	s->m_media_out   = metrics_counter(m, "exotel_messages_out_total",
-	      "Messages sent to Exotel (media, mark, clear).", NULL);
+	s->m_out[EXOTEL_EV_MEDIA]
+	    = metrics_counter(m, "exotel_messages_out_total",
+	        "Messages sent to Exotel, by event.", "event=\"media\"");
+	s->m_out[EXOTEL_EV_MARK]
+	    = metrics_counter(m, "exotel_messages_out_total",
+	        "Messages sent to Exotel, by event.", "event=\"mark\"");
+	s->m_out[EXOTEL_EV_CLEAR]
+	    = metrics_counter(m, "exotel_messages_out_total",
+	        "Messages sent to Exotel, by event.", "event=\"clear\"");
 	s->m_underruns   = metrics_counter(m, "playback_underruns_total",
 	      "Playback ran dry and later audio restarted the clock.", NULL);
 	s->m_dropped     = metrics_counter(m, "playback_dropped_bytes_total",

@@ -382,6 +382,23 @@ setup(void)
 	return 0;
 }
 
+/* Whether /metrics has this exact line. */
+static int
+metric_is(const char *line)
+{
+	size_t len;
+	char  *txt = metrics_render(fx.m, &len);
+	char   want[256];
+	int    ok;
+
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	ok = txt != NULL && strstr(txt, want) != NULL;
+	if (!ok)
+		fprintf(stderr, "  metrics lack: %s\n", line);
+	free(txt);
+	return ok;
+}
+
 static void
 teardown(void)
 {
@@ -505,6 +522,14 @@ test_call(void)
 	TEST_EQ(c.close_code, 1000);
 	pump(&c, 50);
 	TEST_EQ(fx.pc.stops, 1); /* no second call_stop */
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_messages_out_total{event=\"media\"} 10"));
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_messages_in_total{event=\"media\"} 5"));
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_messages_in_total{event=\"start\"} 1"));
+	TEST_ASSERT(metric_is("exoplex_bus_bad_playback_total 1"));
+	TEST_ASSERT(metric_is("exoplex_calls_active 0"));
 	client_close(&c);
 	teardown();
 	return 0;
@@ -566,6 +591,20 @@ test_refusals(void)
 		pump(NULL, 10);
 	TEST_EQ(fx.pt.stops, 1);
 	TEST_STREQ(fx.pt.stop_reason, "bridge_error");
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_bad_input_total{kind=\"bad_path\"} 1"));
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_bad_input_total{kind=\"invalid_json\"} 1"));
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_bad_input_total{kind=\"odd_length_pcm\"} 1"));
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_bad_input_total{kind=\"binary_frame\"} 1"));
+	TEST_ASSERT(metric_is("exoplex_exotel_bad_input_total{kind="
+	                      "\"duplicate_stream_sid\"} 1"));
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_bad_input_total{kind=\"too_large\"} 1"));
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_messages_in_total{event=\"unknown\"} 1"));
 	teardown();
 	return 0;
 }
