@@ -54,6 +54,7 @@ struct call {
 	uint64_t        seen_us;
 	uint64_t        started_us;
 	uint64_t        up_sent, up_dropped, down_pages;
+	unsigned        sessions; /* opened for this call */
 	char            text[TEXT_MAX];
 	size_t          text_len;
 	uint64_t        text_us;
@@ -88,6 +89,7 @@ struct egress {
 	struct strmap         *quiet;
 	struct link            links[LINKS];
 	lws_sorted_usec_list_t tick;
+	uint32_t               renumber; /* see on_call_start */
 	atomic_bool            running;
 	struct metric         *m_calls, *m_unknown, *m_announce, *m_hangup,
 	    *m_drop_not_ready, *m_drop_stale, *m_utterances, *m_expired;
@@ -214,6 +216,7 @@ call_connect(struct call *c)
 		return;
 	}
 	c->sess_no++;
+	c->sessions++;
 	c->ready = false;
 	rc = session_open(&c->sess, e->senv, &e->servers[0], e->targets[0],
 	    &c->ids, &call_session_cb, c);
@@ -295,7 +298,7 @@ call_free(struct call *c, const char *why)
 	LOGI(e->o.log, &c->ids,
 	    "call gone (%s) after %.1f s: %u session(s), %llu pages up "
 	    "(%llu dropped), %llu pages down",
-	    why, (double)(mono_us() - c->started_us) / 1e6, c->sess_no,
+	    why, (double)(mono_us() - c->started_us) / 1e6, c->sessions,
 	    (unsigned long long)c->up_sent, (unsigned long long)c->up_dropped,
 	    (unsigned long long)c->down_pages);
 	strmap_del(e->calls, c->id);
@@ -394,15 +397,23 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	c->ids.call_sid   = c->call_sid;
 	c->ids.stream_sid = c->id;
 	c->seen_us = c->started_us = mono_us();
-	q                          = strmap_del(e->quiet, c->id);
-	if (q && q->last_session) {
+	/* A call we learn of again (we restarted, or forgot it) may still
+	 * have an earlier egress's session streaming in the transcoder,
+	 * which keeps its Ogg stream for a session_ready of the same number.
+	 * Its sessions are numbered past both what the transcoder was seen
+	 * sending and this process's start time in seconds, a number no
+	 * earlier egress can have reached. */
+	q = strmap_del(e->quiet, c->id);
+	if (q && q->last_session)
 		c->sess_no = q->last_session;
-		LOGI(e->o.log, &c->ids,
-		    "the transcoder still streams session %u of this call: "
-		    "numbering continues from there",
-		    q->last_session);
-	}
 	free(q);
+	if (cs->reannounce && c->sess_no < e->renumber)
+		c->sess_no = e->renumber;
+	if (c->sess_no)
+		LOGI(e->o.log, &c->ids,
+		    "a call we did not know: its sessions are numbered from "
+		    "%u",
+		    c->sess_no + 1);
 	metric_set(e->m_calls, (int64_t)strmap_count(e->calls));
 	LOGI(e->o.log, &c->ids, "call started%s (from %s to %s, %u Hz)",
 	    cs->reannounce ? " (reannounced)" : "", cs->from ? cs->from : "",
@@ -711,7 +722,8 @@ egress_alloc(
 		e->o.voice_prompt = "";
 	if (!e->o.text_prompt)
 		e->o.text_prompt = "";
-	err[0] = '\0';
+	e->renumber = (uint32_t)(wall_us() / 1000000);
+	err[0]      = '\0';
 	if ((rc = parse_servers(e, err, errlen)))
 		goto out;
 	if (strmap_alloc(&e->calls) || strmap_alloc(&e->quiet)) {

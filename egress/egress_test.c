@@ -410,11 +410,20 @@ test_unknown_call_announced_once(void)
 	/* Ingress answers with the call_start: the call comes up. Its
 	 * session is numbered past the transcoder's (2, as after an egress
 	 * restart), so the transcoder starts a fresh Ogg stream. */
-	send_call_start(&x, "ST9", true);
+	send_call_start(&x, "ST9", false);
 	PUMP_UNTIL(&x, x.fake.connections == 1);
 	fake_queue(&x.fake, "", 1, 0);
 	PUMP_UNTIL(&x, count(&x.tr, EXO__FRAME__BODY_SESSION_READY, "ST9"));
 	TEST_EQ(find(&x.tr, EXO__FRAME__BODY_SESSION_READY, 0)->session, 3);
+	/* A reannounced call's first session is numbered past this
+	 * process's start time in seconds: an earlier egress's number for
+	 * it (1, 2, ...) cannot come back. */
+	send_call_start(&x, "ST10", true);
+	PUMP_UNTIL(&x, x.fake.connections == 2);
+	fake_queue(&x.fake, "", 1, 0);
+	PUMP_UNTIL(&x, count(&x.tr, EXO__FRAME__BODY_SESSION_READY, "ST10"));
+	TEST_ASSERT(find(&x.tr, EXO__FRAME__BODY_SESSION_READY, 1)->session
+	    > 1600000000u);
 	fix_fini(&x);
 	return 0;
 }
