@@ -163,9 +163,14 @@ spectrum_dominant_hz(const int16_t *pcm, size_t n, int rate)
 	if (!used)
 		goto out;
 
-	/* Skip the lowest bins: what remains of DC after mean removal. */
-	size_t best = 2;
-	for (size_t k = 3; k < len / 2; k++)
+	/* Skip sub-audio bins (below 20 Hz, and at least DC and its
+	 * neighbour): what is left of DC and level changes after the mean
+	 * removal is not a frequency anyone listens for. */
+	size_t kmin = (size_t)ceil(20.0 * (double)len / (double)rate);
+	if (kmin < 2)
+		kmin = 2;
+	size_t best = kmin;
+	for (size_t k = kmin + 1; k < len / 2; k++)
 		if (mag[k] > mag[best])
 			best = k;
 	if (mag[best] <= 0)
