@@ -523,6 +523,48 @@ test_longest_target_arrives_whole(void)
 	return 0;
 }
 
+/* The owner leaves during the prompt phase: a close frame (1000) still
+ * goes out, so the server's lock is freed at once. */
+static int
+test_close_while_prompting(void)
+{
+	struct fix   x;
+	struct owner o = { 0 };
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && session_state(o.s) != SESSION_PROMPTING;)
+		lws_service(x.ctx, 0);
+	TEST_EQ(session_state(o.s), SESSION_PROMPTING);
+	session_close(o.s, "caller hung up");
+	TEST_ASSERT(run_until(&x, &x.fake.closed));
+	TEST_EQ(x.fake.close_code, 1000);
+	TEST_EQ(x.fake.rx_before_hs, 0);
+	TEST_ASSERT(!o.ended);
+	fix_fini(&x);
+	return 0;
+}
+
+/* The owner leaves before the socket is even connected: it is dropped,
+ * nothing is left behind and no callback comes. */
+static int
+test_close_while_connecting(void)
+{
+	struct fix   x;
+	struct owner o = { 0 };
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	session_close(o.s, "caller hung up");
+	TEST_EQ(session_env_count(x.env), 0);
+	run_for(&x, 200);
+	TEST_ASSERT(!o.ended);
+	TEST_EQ(x.fake.connections == 0 || x.fake.closed, 1);
+	fix_fini(&x);
+	return 0;
+}
+
 /* A throw-away self-signed certificate for 127.0.0.1, made with the
  * openssl tool; returns false (test skipped) if that is not possible. */
 static bool
@@ -616,4 +658,5 @@ test_wss(void)
 TEST_MAIN(TEST(test_full_conversation), TEST(test_closed_before_handshake),
     TEST(test_server_closes_after_handshake), TEST(test_connect_refused),
     TEST(test_queue_bound_keeps_headers), TEST(test_oversized_message_dropped),
-    TEST(test_longest_target_arrives_whole), TEST(test_wss))
+    TEST(test_longest_target_arrives_whole), TEST(test_wss),
+    TEST(test_close_while_prompting), TEST(test_close_while_connecting))
