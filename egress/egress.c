@@ -663,6 +663,16 @@ int
 egress_check_opts(const struct egress_opts *o, char *err, size_t errlen)
 {
 	struct check k = { .o = o, .err = err, .errlen = errlen };
+
+	/* lws would only log a CA file it cannot load, then fail every
+	 * wss:// connection: refuse it at start instead. */
+	if (o->ca_file && access(o->ca_file, R_OK) != 0) {
+		snprintf(err, errlen,
+		    "EXOPLEX_PERSONAPLEX_CA (--personaplex-ca): cannot read "
+		    "'%s': %s",
+		    o->ca_file, strerror(errno));
+		return EINVAL;
+	}
 	return each_url(o->urls, check_one, &k, err, errlen);
 }
 

@@ -525,6 +525,10 @@ test_check_opts(void)
 	TEST_EQ(egress_check_opts(&o, err, sizeof(err)), 0);
 	o.text_prompt = "";
 	TEST_EQ(egress_check_opts(&o, err, sizeof(err)), EINVAL);
+	o.text_prompt = "hi";
+	o.ca_file     = "/nonexistent/ca.pem";
+	TEST_EQ(egress_check_opts(&o, err, sizeof(err)), EINVAL);
+	TEST_ASSERT(strstr(err, "EXOPLEX_PERSONAPLEX_CA") != NULL);
 	return 0;
 }
 

@@ -24,6 +24,13 @@
 	"You are a helpful, friendly phone assistant. Keep your answers "     \
 	"short and clear, and let the caller finish speaking."
 
+struct settings {
+	struct cfg_common  common;
+	struct egress_opts eg;
+	struct cfg_opt     opts[CFG_COMMON_N + 5];
+	size_t             n;
+};
+
 static volatile sig_atomic_t stopping;
 static struct log            lg; /* lws's own lines go here too */
 
@@ -39,110 +46,108 @@ lws_line(int level, const char *line)
 	LOGW(&lg, NULL, "lws: %.*s", (int)strcspn(line, "\r\n"), line);
 }
 
+/* The common settings, then egress's own. */
+static void
+settings_table(struct settings *s)
+{
+	struct egress_opts *e = &s->eg;
+
+	s->n = cfg_common_opts(s->opts, &s->common, "127.0.0.1:9102");
+	// clang-format off
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-urls",
+	    "EXOPLEX_PERSONAPLEX_URLS", NULL, CFG_STR, &e->urls, 0, 0, NULL,
+	    false, "comma-separated ws:// or wss:// PersonaPlex servers (no "
+	    "path means /api/chat); the first is used until the pool arrives",
+	    egress_check_urls };
+	s->opts[s->n++] = (struct cfg_opt) { "voice-prompt",
+	    "EXOPLEX_VOICE_PROMPT", "NATF2.pt", CFG_STR, &e->voice_prompt, 0,
+	    0, NULL, false, "PersonaPlex voice (voice_prompt)", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "text-prompt",
+	    "EXOPLEX_TEXT_PROMPT", DEFAULT_TEXT_PROMPT, CFG_STR,
+	    &e->text_prompt, 0, 0, NULL, false,
+	    "PersonaPlex persona (text_prompt), non-empty", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-ca",
+	    "EXOPLEX_PERSONAPLEX_CA", NULL, CFG_STR, &e->ca_file, 0, 0, NULL,
+	    false, "PEM CA file trusted for wss:// besides the system's "
+	    "(e.g. PersonaPlex's mkcert CA)", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-insecure",
+	    "EXOPLEX_PERSONAPLEX_INSECURE", "0", CFG_BOOL, &e->insecure, 0, 0,
+	    NULL, false, "skip wss:// certificate checks (private links "
+	    "only)", NULL };
+	// clang-format on
+}
+
+static int
+open_link(struct bus **b, const char *name, const char *url,
+    struct settings *s, struct metrics *m, char *buf, size_t len)
+{
+	struct bus_opts o = { .link = name, .listen = true, .self = "egress" };
+
+	o.url     = cfg_bus_url(&s->common, url, name, buf, len);
+	o.metrics = m;
+	o.log     = &lg;
+	return bus_open(b, &o);
+}
+
 int
 main(int argc, char **argv)
 {
-	struct cfg_common  cc;
-	struct cfg_opt     opts[CFG_COMMON_N + 5];
-	struct egress_opts eo       = { 0 };
-	const char        *ca       = NULL;
-	bool               insecure = false;
-	struct metrics    *m        = NULL;
-	struct admin      *adm      = NULL;
-	struct bus        *to_t = NULL, *to_i = NULL;
-	struct egress     *eg = NULL;
-	struct sigaction   sa = { .sa_handler = on_signal };
-	char               err[512], u1[1024], u2[1024];
-	size_t             n;
-	int                rc, status = 1;
+	struct settings   s    = { 0 };
+	struct metrics   *m    = NULL;
+	struct admin     *adm  = NULL;
+	struct bus       *to_t = NULL, *to_i = NULL;
+	struct egress    *eg = NULL;
+	struct admin_opts ao = { 0 };
+	struct sigaction  sa = { .sa_handler = on_signal };
+	char              err[512], u1[1024], u2[1024];
+	int               rc, status = 1;
 
-	n         = cfg_common_opts(opts, &cc, "127.0.0.1:9102");
-	opts[n++] = (struct cfg_opt) { .flag = "personaplex-urls",
-		.env                         = "EXOPLEX_PERSONAPLEX_URLS",
-		.type                        = CFG_STR,
-		.dst                         = &eo.urls,
-		.check                       = egress_check_urls,
-		.help = "comma-separated ws:// or wss:// PersonaPlex servers "
-		        "(no path means /api/chat); issue 2 uses the first" };
-	opts[n++] = (struct cfg_opt) { .flag = "voice-prompt",
-		.env                         = "EXOPLEX_VOICE_PROMPT",
-		.def                         = "NATF2.pt",
-		.type                        = CFG_STR,
-		.dst                         = &eo.voice_prompt,
-		.help = "PersonaPlex voice (voice_prompt)" };
-	opts[n++] = (struct cfg_opt) { .flag = "text-prompt",
-		.env                         = "EXOPLEX_TEXT_PROMPT",
-		.def                         = DEFAULT_TEXT_PROMPT,
-		.type                        = CFG_STR,
-		.dst                         = &eo.text_prompt,
-		.help = "PersonaPlex persona text (text_prompt), non-empty" };
-	opts[n++] = (struct cfg_opt) { .flag = "personaplex-ca",
-		.env                         = "EXOPLEX_PERSONAPLEX_CA",
-		.type                        = CFG_STR,
-		.dst                         = &ca,
-		.help = "PEM CA bundle trusted for wss:// besides the "
-		        "system's (e.g. PersonaPlex's mkcert CA)" };
-	opts[n++] = (struct cfg_opt) { .flag = "personaplex-insecure",
-		.env                         = "EXOPLEX_PERSONAPLEX_INSECURE",
-		.def                         = "0",
-		.type                        = CFG_BOOL,
-		.dst                         = &insecure,
-		.help
-		= "skip wss:// certificate checks (private links only)" };
-
+	settings_table(&s);
 	rc = cfg_parse(
-	    opts, n, argc, argv, "exoplex-egress", err, sizeof(err));
+	    s.opts, s.n, argc, argv, "exoplex-egress", err, sizeof(err));
 	if (rc == 1)
 		return 0;
-	if (rc) {
+	if (rc || egress_check_opts(&s.eg, err, sizeof(err))) {
 		fprintf(stderr, "exoplex-egress: %s\n", err);
 		return 2;
 	}
-	if (egress_check_opts(&eo, err, sizeof(err))) {
-		fprintf(stderr, "exoplex-egress: %s\n", err);
-		return 2;
-	}
-	log_init(&lg, "egress", cc.log_format, cc.log_level);
+	log_init(&lg, "egress", s.common.log_format, s.common.log_level);
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_line);
 	if (metrics_alloc(&m, "exoplex_"))
 		goto out;
 
-	struct bus_opts bo = { .link = "egress",
-		.listen              = true,
-		.self                = "egress",
-		.metrics             = m,
-		.log                 = &lg };
-	bo.url = cfg_bus_url(&cc, cc.bus_egress, "egress", u1, sizeof(u1));
-	if (bus_open(&to_t, &bo))
-		goto out;
-	bo.link = "control";
-	bo.url  = cfg_bus_url(&cc, cc.bus_control, "control", u2, sizeof(u2));
-	if (bus_open(&to_i, &bo))
+	if (open_link(
+	        &to_t, "egress", s.common.bus_egress, &s, m, u1, sizeof(u1))
+	    || open_link(
+	        &to_i, "control", s.common.bus_control, &s, m, u2, sizeof(u2)))
 		goto out;
 
-	eo.log = &lg, eo.metrics = m, eo.to_transcoder = to_t;
-	eo.to_ingress = to_i, eo.ca_file = ca, eo.insecure = insecure;
-	rc = egress_alloc(&eg, &eo, err, sizeof(err));
-	if (rc == EINVAL) {
-		LOGE(&lg, NULL, "%s", err);
-		status = 2;
+	s.eg.log           = &lg;
+	s.eg.metrics       = m;
+	s.eg.to_transcoder = to_t;
+	s.eg.to_ingress    = to_i;
+	if ((rc = egress_alloc(&eg, &s.eg, err, sizeof(err)))) {
+		if (rc == EINVAL) {
+			LOGE(&lg, NULL, "%s", err);
+			status = 2;
+		}
 		goto out;
 	}
-	if (rc)
-		goto out;
 
-	struct admin_opts ao = { .addr = cc.admin,
-		.metrics               = m,
-		.log                   = &lg,
-		.ready                 = egress_ready,
-		.arg                   = eg };
+	ao.addr    = s.common.admin;
+	ao.metrics = m;
+	ao.log     = &lg;
+	ao.ready   = egress_ready;
+	ao.arg     = eg;
 	if (admin_start(&adm, &ao))
 		goto out;
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	LOGI(&lg, NULL, "running: bus %s and %s, admin %s", u1, u2, cc.admin);
+	LOGI(&lg, NULL, "running: bus %s and %s, admin %s", u1, u2,
+	    s.common.admin);
+	/* lws_service returns at least every 100 ms (egress's tick). */
 	while (!stopping) {
 		lws_service(egress_lws(eg), 0);
 		bus_flush(to_t);
