@@ -63,6 +63,7 @@ struct session {
 
 	int  busy; /* >0 while an owner callback runs */
 	bool doomed; /* free when busy drops to 0 */
+	bool upgraded; /* a WebSocket now: it can take a close frame */
 	bool in_connect;
 	char connect_err[160]; /* an error lws reported inside connect */
 	int  peer_close; /* close code the server sent, 0 if none */
@@ -134,7 +135,7 @@ detach(struct session *s)
 	if (!s->wsi)
 		return;
 	lws_set_wsi_user(s->wsi, NULL);
-	if (s->state == SESSION_CONNECTING)
+	if (!s->upgraded)
 		lws_set_timeout(
 		    s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	else
@@ -280,7 +281,8 @@ session_open(struct session **out, struct session_env *e,
 		    s->connect_err[0] ? s->connect_err
 		                      : "could not start connecting");
 		count_failure(e, SESSION_CONNECT_FAILED);
-		s->wsi = wsi;
+		/* After an error inside the call lws owns (or freed) it. */
+		s->wsi = s->connect_err[0] ? NULL : wsi;
 		s->cb  = NULL;
 		session_free(s);
 		return ECONNREFUSED;
@@ -612,7 +614,8 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			lws_callback_on_writable(wsi);
 			return 0;
 		}
-		s->state = SESSION_PROMPTING;
+		s->state    = SESSION_PROMPTING;
+		s->upgraded = true;
 		LOGD(s->env->o.log, &s->ids,
 		    "PersonaPlex session to %s: upgraded, waiting for the "
 		    "handshake",

@@ -4,8 +4,11 @@
  */
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -565,6 +568,62 @@ test_close_while_connecting(void)
 	return 0;
 }
 
+/* The owner leaves while the server has accepted the TCP connection but
+ * not answered the upgrade (a hung server): the socket is dropped at
+ * once, not left to lws's handshake timeout. */
+static int
+test_close_while_upgrade_pending(void)
+{
+	struct fix         x;
+	struct owner       o  = { 0 };
+	struct sockaddr_in a  = { .sin_family = AF_INET };
+	socklen_t          al = sizeof(a);
+	int                ls, cs = -1, port, n = -1;
+	char               err[128], url[64], buf[4096];
+	struct ppurl       u;
+	struct log_call    ids         = { "CA", "ST" };
+	bool               got_request = false;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ls                = socket(AF_INET, SOCK_STREAM, 0);
+	TEST_ASSERT(ls >= 0);
+	TEST_EQ(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	TEST_EQ(listen(ls, 4), 0);
+	TEST_EQ(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+	port = ntohs(a.sin_port);
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d", port);
+	TEST_EQ(ppurl_parse(&u, url, err, sizeof(err)), 0);
+	TEST_EQ(session_open(&o.s, x.env, &u,
+	            "/api/chat?voice_prompt=a&text_"
+	            "prompt=b",
+	            &ids, &cb, &o),
+	    0);
+	/* Let the upgrade request go out, and read it. */
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && !got_request;) {
+		lws_service(x.ctx, 0);
+		if (cs < 0)
+			cs = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+		if (cs >= 0 && read(cs, buf, sizeof(buf)) > 0)
+			got_request = true;
+	}
+	TEST_ASSERT(got_request);
+	TEST_EQ(session_state(o.s), SESSION_CONNECTING);
+	session_close(o.s, "caller hung up");
+	/* The server side sees EOF (read returns 0) soon after. */
+	for (uint64_t end = mono_us() + 3000000; mono_us() < end && n != 0;) {
+		lws_service(x.ctx, 0);
+		n = (int)read(cs, buf, sizeof(buf));
+	}
+	TEST_EQ(n, 0);
+	TEST_ASSERT(!o.ended);
+	close(cs);
+	close(ls);
+	fix_fini(&x);
+	return 0;
+}
+
 /* A throw-away self-signed certificate for 127.0.0.1, made with the
  * openssl tool; returns false (test skipped) if that is not possible. */
 static bool
@@ -659,4 +718,5 @@ TEST_MAIN(TEST(test_full_conversation), TEST(test_closed_before_handshake),
     TEST(test_server_closes_after_handshake), TEST(test_connect_refused),
     TEST(test_queue_bound_keeps_headers), TEST(test_oversized_message_dropped),
     TEST(test_longest_target_arrives_whole), TEST(test_wss),
-    TEST(test_close_while_prompting), TEST(test_close_while_connecting))
+    TEST(test_close_while_prompting), TEST(test_close_while_connecting),
+    TEST(test_close_while_upgrade_pending))
