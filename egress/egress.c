@@ -872,13 +872,14 @@ egress_free(struct egress *e)
 	if (e->ctx)
 		lws_sul_cancel(&e->tick);
 	if (e->calls) {
+		size_t had = strmap_count(e->calls);
 		strmap_each(e->calls, free_call_cb, NULL);
 		strmap_free(e->calls);
 		e->calls = NULL;
 		/* A moment for the close frames, so each server's lock is
 		 * freed at once rather than when it notices the drop. */
 		for (uint64_t t = mono_us() + 300000;
-		     e->ctx && mono_us() < t;) {
+		     had && e->ctx && mono_us() < t;) {
 			lws_service(e->ctx, -1);
 			usleep(2000);
 		}
