@@ -103,6 +103,45 @@ wait_srv
 has "$TMP/linger.json" '"closed_by":"client"' '"close_code":1000'
 has "$TMP/srv.out" '"stop_reason":"stopped"'
 
+# wss://, when openssl can make a certificate: once trusting it through
+# --ca (full verification, the name is 127.0.0.1), once with --insecure.
+if command -v openssl >/dev/null 2>&1 &&
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/key.pem" \
+		-out "$TMP/cert.pem" >/dev/null 2>&1; then
+	for trust in "--ca $TMP/cert.pem" --insecure; do
+		start_srv --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem"
+		# shellcheck disable=SC2086
+		"$CALL" --url "wss://127.0.0.1:$PORT/exotel?sample-rate=16000" \
+			$trust --seconds 1 --tone 440 --expect-hz 440 \
+			--expect-no-violations --expect-min-seconds 0.8 \
+			>"$TMP/tls.json" 2>"$TMP/tls.err" ||
+			fail "wss ($trust): exit $? $(tail -2 "$TMP/tls.err")"
+		wait_srv
+	done
+else
+	echo "skipped: wss:// (no openssl to make a certificate)"
+fi
+
+# Basic auth from the URL's user:pass (percent-decoded), a Bearer token,
+# and a refused upgrade: exit 3 with the HTTP status in the summary.
+start_srv --auth "Basic ZXg6czNjciV0" # ex:s3cr%t
+"$CALL" --url "ws://ex:s3cr%25t@127.0.0.1:$PORT/exotel" --seconds 0.3 \
+	>"$TMP/auth.json" 2>/dev/null || fail "basic auth: exit $?"
+wait_srv
+start_srv --auth "Bearer tok-1"
+"$CALL" --url "ws://127.0.0.1:$PORT/exotel" --bearer tok-1 --seconds 0.3 \
+	>"$TMP/auth.json" 2>/dev/null || fail "bearer: exit $?"
+wait_srv
+start_srv --auth "Basic ZXg6czNjciV0"
+"$CALL" --url "ws://ex:wrong@127.0.0.1:$PORT/exotel" --seconds 0.3 \
+	>"$TMP/auth.json" 2>/dev/null
+rc=$?
+[ $rc -eq 3 ] || fail "wrong password: exit $rc, expected 3"
+wait_srv
+has "$TMP/auth.json" '"connected":false' '"http_status":401'
+has "$TMP/srv.out" '"refused":1'
+
 # Nothing listening: exit 3, and still a summary.
 "$CALL" --url "ws://127.0.0.1:1/exotel" --seconds 1 >"$TMP/refused.json" \
 	2>/dev/null

@@ -138,7 +138,8 @@ playout_tick(struct playout *p, int16_t *out)
 {
 	size_t n = p->queued < p->frame ? p->queued : p->frame;
 
-	memcpy(out, p->buf + p->off, n * sizeof(*out));
+	if (n)
+		memcpy(out, p->buf + p->off, n * sizeof(*out));
 	memset(out + n, 0, (p->frame - n) * sizeof(*out));
 	p->off += n;
 	p->queued -= n;

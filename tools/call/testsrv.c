@@ -48,6 +48,7 @@ struct conn {
 	unsigned      marks_sent, marks_back, dtmf;
 	char          digits[64];
 	uint64_t      start_us;
+	uint64_t      first_media_us, last_media_us, max_gap_us;
 	bool          cleared;
 	char         *rx;
 	size_t        rx_len, rx_cap;
@@ -63,8 +64,10 @@ struct srv {
 	bool                   close_on_stop;
 	int                    errors;
 	char                   first_error[256];
-	struct conn           *conns[64]; /* open connections */
+	struct conn           *conns[1024]; /* open connections */
 	struct conn            report;
+	const char            *auth; /* required Authorization value */
+	unsigned               refused;
 };
 
 static void
@@ -266,7 +269,15 @@ on_text(struct conn *c, const char *raw, size_t len)
 				srv_error(s, "%s", "media: chunk gap");
 			c->last_chunk = chunk;
 			c->media++;
-			size_t n = p ? strlen(p) : 0;
+			/* Pacing, reported (not judged): a real-time sender
+			 * spreads N chunks over N chunk durations. */
+			uint64_t now = mono_us();
+			if (!c->first_media_us)
+				c->first_media_us = now;
+			else if (now - c->last_media_us > c->max_gap_us)
+				c->max_gap_us = now - c->last_media_us;
+			c->last_media_us = now;
+			size_t n         = p ? strlen(p) : 0;
 			if (c->pcm_len + n > c->pcm_cap) {
 				c->pcm_cap = (c->pcm_len + n) * 2;
 				c->pcm     = realloc(c->pcm, c->pcm_cap);
@@ -341,7 +352,7 @@ static void
 srv_tick(lws_sorted_usec_list_t *sul)
 {
 	struct srv *s = lws_container_of(sul, struct srv, sul);
-	for (size_t i = 0; i < 64; i++)
+	for (size_t i = 0; i < 1024; i++)
 		if (s->conns[i])
 			conn_tick(s->conns[i]);
 	lws_sul_schedule(s->ctx, 0, &s->sul, srv_tick, 20000);
@@ -355,11 +366,27 @@ srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	struct srv  *s = lws_context_user(lws_get_context(wsi));
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+		char got[512] = "";
+		if (!s->auth)
+			break;
+		if (lws_hdr_copy(
+		        wsi, got, sizeof(got), WSI_TOKEN_HTTP_AUTHORIZATION)
+		        < 0
+		    || strcmp(got, s->auth)) {
+			s->refused++;
+			s->conns_left--;
+			lws_return_http_status(
+			    wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
+			return 1;
+		}
+		break;
+	}
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(c, 0, sizeof(*c));
 		c->wsi = wsi;
 		c->srv = s;
-		for (size_t i = 0; i < 64; i++)
+		for (size_t i = 0; i < 1024; i++)
 			if (!s->conns[i]) {
 				s->conns[i] = c;
 				break;
@@ -405,7 +432,7 @@ srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		}
 		break;
 	case LWS_CALLBACK_CLOSED:
-		for (size_t i = 0; i < 64; i++)
+		for (size_t i = 0; i < 1024; i++)
 			if (s->conns[i] == c)
 				s->conns[i] = NULL;
 		while (c->qh < c->qn)
@@ -434,6 +461,7 @@ main(int argc, char **argv)
 	struct lws_context_creation_info info;
 	struct srv                       s;
 	int                              port = 0;
+	const char                      *cert = NULL, *key = NULL;
 
 	memset(&s, 0, sizeof(s));
 	s.mode          = "echo";
@@ -449,12 +477,20 @@ main(int argc, char **argv)
 			s.conns_left = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+			cert = argv[++i];
+		else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+			key = argv[++i];
+		else if (!strcmp(argv[i], "--auth") && i + 1 < argc)
+			s.auth = argv[++i];
 		else if (!strcmp(argv[i], "--no-close"))
 			s.close_on_stop = false;
 		else {
 			fprintf(stderr,
 			    "usage: %s [--mode echo|bad] [--clear-at-ms MS] "
-			    "[--conns N] [--port P] [--no-close]\n",
+			    "[--conns N] [--port P] [--no-close] "
+			    "[--tls-cert PEM --tls-key PEM] "
+			    "[--auth 'Basic ...']\n",
 			    argv[0]);
 			return 2;
 		}
@@ -465,7 +501,12 @@ main(int argc, char **argv)
 	info.iface     = "127.0.0.1";
 	info.protocols = protocols;
 	info.user      = &s;
-	s.ctx          = lws_create_context(&info);
+	if (cert && key) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath        = cert;
+		info.ssl_private_key_filepath = key;
+	}
+	s.ctx = lws_create_context(&info);
 	if (!s.ctx)
 		return 2;
 	printf("PORT %d\n",
@@ -482,9 +523,12 @@ main(int argc, char **argv)
 	struct conn *r = &s.report;
 	printf("{\"errors\":%d,\"first_error\":\"%s\",\"start\":%s,"
 	       "\"media\":%u,\"rate\":%d,\"marks_sent\":%u,\"marks_back\":%u,"
-	       "\"dtmf\":\"%s\",\"stop\":%s,\"stop_reason\":\"%s\"}\n",
+	       "\"dtmf\":\"%s\",\"stop\":%s,\"stop_reason\":\"%s\","
+	       "\"media_span_ms\":%.1f,\"max_gap_ms\":%.1f,\"refused\":%u}\n",
 	    s.errors, s.first_error, r->got_start ? "true" : "false", r->media,
 	    r->rate, r->marks_sent, r->marks_back, r->digits,
-	    r->got_stop ? "true" : "false", r->stop_reason);
+	    r->got_stop ? "true" : "false", r->stop_reason,
+	    (double)(r->last_media_us - r->first_media_us) / 1000.0,
+	    (double)r->max_gap_us / 1000.0, s.refused);
 	return s.errors ? 1 : 0;
 }
