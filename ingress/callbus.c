@@ -41,7 +41,7 @@ callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
 	cs->bit_rate    = (char *)s->bit_rate;
 	cs->started_us  = ci->started_us;
 	cs->reannounce  = reannounce;
-	cs->mode        = (char *)"agent";
+	cs->mode        = (char *)(ci->mode && *ci->mode ? ci->mode : "agent");
 
 	f->call_id    = (char *)ci->stream_sid;
 	f->body_case  = EXO__FRAME__BODY_CALL_START;
@@ -85,4 +85,27 @@ callbus_dtmf_frame(Exo__Frame *f, Exo__Dtmf *d, const struct call_info *ci,
 	f->call_id   = (char *)ci->stream_sid;
 	f->body_case = EXO__FRAME__BODY_DTMF;
 	f->dtmf      = d;
+}
+
+void
+callbus_mark_frame(
+    Exo__Frame *f, Exo__Mark *m, const struct call_info *ci, const char *name)
+{
+	exo__mark__init(m);
+	m->name      = (char *)name;
+	f->call_id   = (char *)ci->stream_sid;
+	f->body_case = EXO__FRAME__BODY_MARK;
+	f->mark      = m;
+}
+
+void
+callbus_playout_frame(Exo__Frame *f, Exo__Playout *p,
+    const struct call_info *ci, bool playing, uint32_t lag_ms)
+{
+	exo__playout__init(p);
+	p->playing   = playing;
+	p->lag_ms    = lag_ms;
+	f->call_id   = (char *)ci->stream_sid;
+	f->body_case = EXO__FRAME__BODY_PLAYOUT;
+	f->playout   = p;
 }

@@ -19,6 +19,7 @@ struct call_info {
 	struct exotel_start start; /* as parsed from Exotel's start */
 	int                 rate; /* the call's rate, decided */
 	uint64_t            started_us; /* wall clock of start */
+	const char *mode; /* call_start.mode: NULL = "agent"; "refused" */
 };
 
 /* Storage behind a call_start frame's pointers. */
@@ -42,5 +43,10 @@ void callbus_stop_frame(Exo__Frame *f, Exo__CallStop *s,
     const struct call_info *ci, const char *reason);
 void callbus_dtmf_frame(Exo__Frame *f, Exo__Dtmf *d,
     const struct call_info *ci, const struct exotel_dtmf *x);
+/* mark{name} (an echo from Exotel) and playout{playing, lag_ms}. */
+void callbus_mark_frame(
+    Exo__Frame *f, Exo__Mark *m, const struct call_info *ci, const char *name);
+void callbus_playout_frame(Exo__Frame *f, Exo__Playout *p,
+    const struct call_info *ci, bool playing, uint32_t lag_ms);
 
 #endif

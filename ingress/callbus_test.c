@@ -72,6 +72,29 @@ test_start(void)
 	TEST_STREQ(cs->extra[0]->value, "L1");
 	TEST_STREQ(cs->mode, "agent");
 	exo__frame__free_unpacked(g, NULL);
+
+	/* A refused call says so, and a token taken out never travels. */
+	{
+		char tok[64];
+		TEST_ASSERT(!exotel_custom_take(&ci.start, "token", tok, 64));
+		strcpy(ci.start.custom[0].key, "token");
+		strcpy(ci.start.custom[0].val, "s3cret");
+		TEST_ASSERT(exotel_custom_take(&ci.start, "token", tok, 64));
+		TEST_STREQ(tok, "s3cret");
+		TEST_EQ(ci.start.n_custom, 1);
+		TEST_STREQ(ci.start.custom[0].key, "flag");
+		TEST_STREQ(ci.start.custom[1].val, "");
+	}
+	ci.mode = "refused";
+	callbus_start_frame(&f, &b, &ci, false);
+	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
+	cs = g->call_start;
+	TEST_STREQ(cs->mode, "refused");
+	TEST_ASSERT(!cs->reannounce);
+	TEST_EQ(cs->n_custom_parameters, 1);
+	TEST_STREQ(cs->custom_parameters[0]->key, "flag");
+	TEST_ASSERT(cs->custom_parameters_present);
+	exo__frame__free_unpacked(g, NULL);
 	return 0;
 }
 
@@ -84,6 +107,8 @@ test_others(void)
 	Exo__Audio         a;
 	Exo__CallStop      st;
 	Exo__Dtmf          d;
+	Exo__Mark          mk;
+	Exo__Playout       po;
 	struct exotel_dtmf x
 	    = { .digit = "#", .has_duration = true, .duration_ms = 200 };
 	const uint8_t pcm[4] = { 1, 2, 3, 4 };
@@ -111,6 +136,19 @@ test_others(void)
 	TEST_STREQ(g->dtmf->digit, "#");
 	TEST_EQ(g->dtmf->duration_ms, 200);
 	TEST_STREQ(g->call_id, "S");
+	exo__frame__free_unpacked(g, NULL);
+
+	callbus_mark_frame(&f, &mk, &ci, "exo-7");
+	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
+	TEST_EQ(g->body_case, EXO__FRAME__BODY_MARK);
+	TEST_STREQ(g->mark->name, "exo-7");
+	exo__frame__free_unpacked(g, NULL);
+
+	callbus_playout_frame(&f, &po, &ci, true, 240);
+	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
+	TEST_EQ(g->body_case, EXO__FRAME__BODY_PLAYOUT);
+	TEST_ASSERT(g->playout->playing);
+	TEST_EQ(g->playout->lag_ms, 240);
 	exo__frame__free_unpacked(g, NULL);
 	return 0;
 }

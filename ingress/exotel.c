@@ -481,6 +481,33 @@ out:
 	return rv;
 }
 
+bool
+exotel_custom_take(
+    struct exotel_start *s, const char *key, char *val, size_t cap)
+{
+	bool   found = false;
+	size_t o     = 0;
+
+	if (cap > 0)
+		val[0] = '\0';
+	for (size_t i = 0; i < s->n_custom; i++) {
+		if (strcmp(s->custom[i].key, key) == 0) {
+			if (!found && cap > 0)
+				copy_str(val, cap, s->custom[i].val);
+			found = true;
+			continue;
+		}
+		if (o != i)
+			s->custom[o] = s->custom[i];
+		o++;
+	}
+	/* Leave no copy of a secret behind in the freed slots. */
+	for (size_t i = o; i < s->n_custom; i++)
+		memset(&s->custom[i], 0, sizeof(s->custom[i]));
+	s->n_custom = o;
+	return found;
+}
+
 size_t
 exotel_media_size(size_t n, size_t sid_len)
 {

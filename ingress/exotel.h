@@ -126,6 +126,13 @@ struct exotel_msg {
 int exotel_parse(struct exotel_msg *m, const char *json, size_t len,
     uint8_t *pcm, size_t pcm_cap);
 
+/* Removes key from s->custom (the first entry of that name, and any
+ * others) and copies its value into val (cap bytes; "" if absent).
+ * Returns whether it was there. Used to take secrets such as "token" out
+ * of what is logged and put on the bus. */
+bool exotel_custom_take(
+    struct exotel_start *s, const char *key, char *val, size_t cap);
+
 /* Stable snake_case names for metrics labels and logs. */
 const char *exotel_err_name(int err);
 const char *exotel_event_name(enum exotel_event ev);

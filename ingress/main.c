@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "bus.h"
 #include "config.h"
 #include "log.h"
@@ -42,6 +43,20 @@ lws_emit(int level, const char *line)
 	    "lws: %.*s", (int)n, line);
 }
 
+/* EXOPLEX_DTMF_HANGUP: keypad characters only. */
+static int
+check_digits(const char *v, char *err, size_t len)
+{
+	for (const char *p = v; *p; p++)
+		if (strchr("0123456789*#ABCD", *p) == NULL) {
+			snprintf(err, len,
+			    "'%s' has '%c'; use keypad digits 0-9 * # A-D", v,
+			    *p);
+			return EINVAL;
+		}
+	return 0;
+}
+
 static int
 ready(void *arg, char *detail, size_t len)
 {
@@ -54,16 +69,18 @@ int
 main(int argc, char **argv)
 {
 	struct cfg_common cc;
-	const char       *listen;
-	long              chunk_ms, lead_ms;
-	struct cfg_opt    opts[CFG_COMMON_N + 3];
+	const char       *listen, *auth_basic, *auth_tokens, *dtmf_hangup;
+	long              chunk_ms, lead_ms, max_calls, max_msg, start_ms;
+	long              mark_ms, mark_timeout_ms;
+	struct cfg_opt    opts[CFG_COMMON_N + 11];
 	size_t            n = cfg_common_opts(opts, &cc, "127.0.0.1:9100");
 	char              err[512], url_t[512], url_c[512];
 	struct log        lg;
 	struct metrics   *m   = NULL;
 	struct admin     *adm = NULL;
 	struct bus       *bt = NULL, *bc = NULL;
-	struct server    *srv = NULL;
+	struct server    *srv  = NULL;
+	struct auth      *auth = NULL;
 	struct sigaction  sa;
 	int               rv, status = 1;
 
@@ -90,6 +107,74 @@ main(int argc, char **argv)
 		.min                         = 20,
 		.max                         = 1000,
 		.help = "how far playback may run ahead of real time, ms" };
+	opts[n++] = (struct cfg_opt) { .flag = "auth-basic",
+		.env                         = "EXOPLEX_AUTH_BASIC",
+		.type                        = CFG_STR,
+		.dst                         = &auth_basic,
+		.secret                      = true,
+		.help = "user:pass[,user:pass...] accepted as Basic auth "
+		        "(wss://user:pass@host/exotel)" };
+	opts[n++] = (struct cfg_opt) { .flag = "auth-tokens",
+		.env                         = "EXOPLEX_AUTH_TOKENS",
+		.type                        = CFG_STR,
+		.dst                         = &auth_tokens,
+		.secret                      = true,
+		.help
+		= "tokens accepted as ?token=, Authorization: Bearer, or "
+		  "custom_parameters.token (comma-separated)" };
+	opts[n++] = (struct cfg_opt) { .flag = "dtmf-hangup",
+		.env                         = "EXOPLEX_DTMF_HANGUP",
+		.type                        = CFG_STR,
+		.dst                         = &dtmf_hangup,
+		.check                       = check_digits,
+		.help = "keypad digits that end the call (Exotel then runs "
+		        "the next applet), e.g. \"#*0\"" };
+	opts[n++] = (struct cfg_opt) { .flag = "max-calls",
+		.env                         = "EXOPLEX_MAX_CALLS",
+		.def                         = "1000",
+		.type                        = CFG_INT,
+		.dst                         = &max_calls,
+		.min                         = 1,
+		.max                         = 100000,
+		.help = "live calls at most; more are refused at start (close "
+		        "1013, reason no_capacity)" };
+	opts[n++] = (struct cfg_opt) { .flag = "max-message-bytes",
+		.env                         = "EXOPLEX_MAX_MESSAGE_BYTES",
+		.def                         = "262144",
+		.type                        = CFG_INT,
+		.dst                         = &max_msg,
+		.min                         = 4096,
+		.max                         = 16777216,
+		.help = "largest message accepted from Exotel; bigger: close "
+		        "1009" };
+	opts[n++] = (struct cfg_opt) { .flag = "start-timeout-ms",
+		.env                         = "EXOPLEX_START_TIMEOUT_MS",
+		.def                         = "10000",
+		.type                        = CFG_INT,
+		.dst                         = &start_ms,
+		.min                         = 100,
+		.max                         = 600000,
+		.help
+		= "time from the upgrade to Exotel's start; later: close "
+		  "1008" };
+	opts[n++] = (struct cfg_opt) { .flag = "mark-interval-ms",
+		.env                         = "EXOPLEX_MARK_INTERVAL_MS",
+		.def                         = "500",
+		.type                        = CFG_INT,
+		.dst                         = &mark_ms,
+		.min                         = 20,
+		.max                         = 60000,
+		.help = "a mark after at most this much agent audio (and at "
+		        "the end of every burst); 20 = after every message" };
+	opts[n++] = (struct cfg_opt) { .flag = "mark-timeout-ms",
+		.env                         = "EXOPLEX_MARK_TIMEOUT_MS",
+		.def                         = "2000",
+		.type                        = CFG_INT,
+		.dst                         = &mark_timeout_ms,
+		.min                         = 100,
+		.max                         = 60000,
+		.help = "a mark's echo this late past its audio's expected "
+		        "end: the audio is taken as played" };
 	rv        = cfg_parse(
 	           opts, n, argc, argv, "exoplex-ingress", err, sizeof(err));
 	if (rv == 1)
@@ -104,6 +189,12 @@ main(int argc, char **argv)
 	}
 	lws_log = &lg;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
+	if ((rv = auth_alloc(&auth, auth_basic, auth_tokens, err, sizeof(err)))
+	    != 0) {
+		fprintf(stderr, "exoplex-ingress: %s\n",
+		    rv == EINVAL ? err : strerror(rv));
+		return 2;
+	}
 
 	if (metrics_alloc(&m, "exoplex_") != 0)
 		goto out;
@@ -136,6 +227,13 @@ main(int argc, char **argv)
 	        &(struct server_opts) { .listen = listen,
 	            .msg_ms                     = (unsigned)chunk_ms,
 	            .lead_ms                    = (unsigned)lead_ms,
+	            .start_ms                   = (unsigned)start_ms,
+	            .max_msg                    = (size_t)max_msg,
+	            .max_calls                  = (unsigned)max_calls,
+	            .mark_interval_ms           = (unsigned)mark_ms,
+	            .mark_timeout_ms            = (unsigned)mark_timeout_ms,
+	            .dtmf_hangup                = dtmf_hangup,
+	            .auth                       = auth,
 	            .log                        = &lg,
 	            .metrics                    = m,
 	            .bus_transcoder             = bt,
@@ -178,5 +276,6 @@ out:
 	bus_close(bc);
 	bus_close(bt);
 	metrics_free(m);
+	auth_free(auth);
 	return status;
 }

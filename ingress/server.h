@@ -16,6 +16,7 @@ struct server;
 struct log;
 struct metrics;
 struct bus;
+struct auth;
 
 struct server_opts {
 	const char *listen; /* "host:port"; "" or 0.0.0.0 = all */
@@ -24,11 +25,20 @@ struct server_opts {
 	unsigned    start_ms; /* upgrade → start deadline; 0 = 10000 */
 	unsigned    stop_grace_ms; /* close after stop if Exotel has not;
 	                            * 0 = 2000 */
-	size_t          max_msg; /* largest message; 0 = 256 kB */
-	struct log     *log;
-	struct metrics *metrics;
-	struct bus     *bus_transcoder; /* link "transcoder" (dialed) */
-	struct bus     *bus_control; /* link "control" (dialed) */
+	size_t   max_msg; /* largest inbound message; 0 = 256 kB */
+	unsigned max_calls; /* live calls; more are refused; 0 = 1000 */
+	unsigned mark_interval_ms; /* a mark at least this often while
+	                            * audio flows; 0 = 500 */
+	unsigned mark_timeout_ms; /* an echo this late past the expected
+	                           * end: taken as played; 0 = 2000 */
+	unsigned write_stall_ms; /* Exotel reads nothing this long while
+	                          * we have messages: close; 0 = 10000 */
+	const char *dtmf_hangup; /* digits that end the call; NULL/"" none */
+	const struct auth *auth; /* NULL or no credentials: auth off */
+	struct log        *log;
+	struct metrics    *metrics;
+	struct bus        *bus_transcoder; /* link "transcoder" (dialed) */
+	struct bus        *bus_control; /* link "control" (dialed) */
 };
 
 /* Creates the context, listens, adopts both bus fds and starts the tick.
