@@ -81,6 +81,18 @@ for rate in 8000 16000 24000; do
 	[ -s "$TMP/rec$rate.wav" ] || fail "rate $rate: no recording"
 done
 
+# --wav: what the caller heard at 8 kHz, played back as a caller; a WAV at
+# another rate than the call's is a bad argument.
+start_srv
+"$CALL" --url "ws://127.0.0.1:$PORT/exotel" --seconds 2 \
+	--wav "$TMP/rec8000.wav" --expect-hz 1000 --expect-tolerance 0.005 \
+	>"$TMP/wav.json" 2>/dev/null || fail "wav: exit $?"
+wait_srv
+"$CALL" --url "ws://127.0.0.1:1/exotel" --rate 16000 \
+	--wav "$TMP/rec8000.wav" >/dev/null 2>&1
+rc=$?
+[ $rc -eq 2 ] || fail "wav at the wrong rate: exit $rc, expected 2"
+
 start_srv --mode bad
 "$CALL" --url "ws://127.0.0.1:$PORT/exotel" --seconds 1 --silence \
 	--expect-no-violations >"$TMP/bad.json" 2>"$TMP/bad.err"

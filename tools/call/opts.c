@@ -252,6 +252,8 @@ opts_usage(const char *prog)
 	    "  --ramp-ms MS          spread call starts over MS (0)\n"
 	    "  --seed N              random seed for ids and the signal\n"
 	    "  --per-call            add a per-call array to the summary\n"
+	    "  --analyze-seconds S   received audio kept per call for\n"
+	    "                        dominant_hz and rms_dbfs (60)\n"
 	    "  --bearer TOKEN        send Authorization: Bearer TOKEN\n"
 	    "  --insecure            accept any TLS certificate\n"
 	    "  --ca FILE             CA bundle for wss://\n"
@@ -296,6 +298,7 @@ enum {
 	O_RAMP,
 	O_SEED,
 	O_PER_CALL,
+	O_ANALYZE,
 	O_BEARER,
 	O_INSECURE,
 	O_CA,
@@ -336,6 +339,7 @@ static const struct option longopts[] = {
 	{ "ramp-ms", required_argument, NULL, O_RAMP },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "per-call", no_argument, NULL, O_PER_CALL },
+	{ "analyze-seconds", required_argument, NULL, O_ANALYZE },
 	{ "bearer", required_argument, NULL, O_BEARER },
 	{ "insecure", no_argument, NULL, O_INSECURE },
 	{ "ca", required_argument, NULL, O_CA },
@@ -386,6 +390,7 @@ opts_parse(
 	o->calls              = 1;
 	o->expect_tolerance   = 0.02;
 	o->expect_min_seconds = -1;
+	o->analyze_seconds    = 60;
 
 	optind = 1;
 	opterr = 0;
@@ -564,6 +569,15 @@ opts_parse(
 		}
 		case O_PER_CALL:
 			o->per_call = true;
+			break;
+		case O_ANALYZE:
+			if (parse_double(a, &o->analyze_seconds)
+			    || o->analyze_seconds < 1
+			    || o->analyze_seconds > 86400)
+				return fail(err, errlen,
+				    "--analyze-seconds: '%s' is not in [1, "
+				    "86400]",
+				    a);
 			break;
 		case O_BEARER:
 			o->bearer = a;

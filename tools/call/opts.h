@@ -61,6 +61,7 @@ struct call_opts {
 	unsigned long long       seed;
 	bool                     seed_set;
 	bool                     per_call;
+	double                   analyze_seconds; /* kept per call */
 	bool                     verbose;
 
 	double      expect_hz, expect_tolerance, expect_min_seconds;

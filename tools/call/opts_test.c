@@ -52,6 +52,7 @@ test_defaults(void)
 	TEST_EQ(o.ncustom, 0);
 	TEST_ASSERT(!o.custom_empty);
 	TEST_NEAR(o.expect_tolerance, 0.02, 0);
+	TEST_NEAR(o.analyze_seconds, 60, 0);
 	return 0;
 }
 

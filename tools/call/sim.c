@@ -31,8 +31,6 @@
 #define RX_MAX (4u << 20)
 /* Ticks made up at once after the process stalled; beyond, skipped. */
 #define MAX_CATCHUP 50
-/* Seconds of received audio kept per call for the analysis. */
-#define ANALYSIS_MAX_S 600
 /* A close we started that the server never completes is cut after this. */
 #define CLOSE_GRACE_US 3000000
 
@@ -404,7 +402,10 @@ on_media(struct call *c, const uint8_t *pcm, size_t nbytes)
 		    | ((uint16_t)pcm[2 * i + 1] << 8));
 	memset(c->s16 + ns, 0, (padded - ns) * sizeof(*c->s16));
 
-	if (c->ana_n + ns <= (size_t)ANALYSIS_MAX_S * (size_t)c->res.rate)
+	/* Bounded: a long run with many calls would otherwise keep every
+	 * second of every call. */
+	if ((double)(c->ana_n + ns)
+	    <= c->sim->o->analyze_seconds * (double)c->res.rate)
 		grow_append(&c->ana, &c->ana_n, &c->ana_cap, c->s16, ns);
 	if (!c->got_audio) {
 		c->got_audio          = true;
