@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
 
+#include "auth.h"
 #include "base64.h"
 #include "bus.h"
 #include "clock.h"
@@ -34,8 +35,12 @@ struct peer {
 	size_t      audio_bytes;
 	uint32_t    audio_rate, start_rate;
 	char        stop_reason[64], start_call_sid[80], start_custom[128];
-	char        dtmf[8];
+	char        dtmf[8], start_mode[32];
 	int         custom_present;
+	unsigned    n_custom, marks, playouts, playing_true, refused;
+	char        mark[32];
+	int         playing; /* last playout frame */
+	uint32_t    lag_ms;
 };
 
 static struct {
@@ -63,6 +68,13 @@ peer_poll(struct peer *p)
 					break;
 				}
 				p->starts++;
+				snprintf(p->start_mode, sizeof(p->start_mode),
+				    "%s", f->call_start->mode);
+				if (strcmp(f->call_start->mode, "refused")
+				    == 0)
+					p->refused++;
+				p->n_custom
+				    = f->call_start->n_custom_parameters;
 				p->start_rate = f->call_start->sample_rate;
 				p->custom_present
 				    = f->call_start->custom_parameters_present;
@@ -94,6 +106,18 @@ peer_poll(struct peer *p)
 				snprintf(p->dtmf, sizeof(p->dtmf), "%s",
 				    f->dtmf->digit);
 				break;
+			case EXO__FRAME__BODY_MARK:
+				p->marks++;
+				snprintf(p->mark, sizeof(p->mark), "%s",
+				    f->mark->name);
+				break;
+			case EXO__FRAME__BODY_PLAYOUT:
+				p->playouts++;
+				p->playing = f->playout->playing;
+				p->lag_ms  = f->playout->lag_ms;
+				if (p->playing)
+					p->playing_true++;
+				break;
 			default:
 				break;
 			}
@@ -121,6 +145,7 @@ struct client {
 	char       http_status[64];
 	int        upgraded;
 	uint64_t   first_media_us;
+	size_t     frame; /* bytes of 20 ms expected; 0 = 640 */
 	size_t     media_bytes; /* decoded PCM received */
 	int        bad_frames; /* payload not whole frames or too big */
 	double     max_ahead; /* s of audio beyond elapsed since first */
@@ -129,10 +154,10 @@ struct client {
 static void pump(struct client *c, unsigned ms);
 
 static int
-client_open(struct client *c, const char *path)
+client_open_hdr(struct client *c, const char *path, const char *hdrs)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char               req[512];
+	char               req[1024];
 	int                one = 1;
 
 	memset(c, 0, sizeof(*c));
@@ -146,13 +171,20 @@ client_open(struct client *c, const char *path)
 	snprintf(req, sizeof(req),
 	    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
 	    "Connection: Upgrade\r\nSec-WebSocket-Key: "
-	    "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-	    path);
+	    "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+	    "13\r\n%s\r\n",
+	    path, hdrs ? hdrs : "");
 	if (write(c->fd, req, strlen(req)) != (ssize_t)strlen(req))
 		return -1;
 	for (int i = 0; i < 100 && !c->http_status[0] && !c->closed; i++)
 		pump(c, 10);
 	return c->upgraded ? 0 : -1;
+}
+
+static int
+client_open(struct client *c, const char *path)
+{
+	return client_open_hdr(c, path, NULL);
 }
 
 static void
@@ -204,7 +236,7 @@ client_note_media(struct client *c, const char *json, size_t len)
 	const cJSON *pl;
 	uint8_t     *pcm;
 	size_t       n = 0;
-	double       elapsed;
+	double       elapsed, bps;
 
 	pl = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "media"), "payload");
 	if (!cJSON_IsString(pl)) {
@@ -213,15 +245,17 @@ client_note_media(struct client *c, const char *json, size_t len)
 	}
 	pcm = malloc(b64_decoded_max(strlen(pl->valuestring)));
 	if (b64_decode(pcm, &n, pl->valuestring, strlen(pl->valuestring)) != 0
-	    || n % 640 != 0 || n > 3200 || n == 0)
+	    || n % (c->frame ? c->frame : 640) != 0
+	    || n > 5 * (c->frame ? c->frame : 640) || n == 0)
 		c->bad_frames++;
 	free(pcm);
 	if (c->first_media_us == 0)
 		c->first_media_us = mono_us();
 	c->media_bytes += n;
 	elapsed = (double)(mono_us() - c->first_media_us) / 1e6;
-	if ((double)c->media_bytes / 32000.0 - elapsed > c->max_ahead)
-		c->max_ahead = (double)c->media_bytes / 32000.0 - elapsed;
+	bps     = (double)(c->frame ? c->frame : 640) * 50.0;
+	if ((double)c->media_bytes / bps - elapsed > c->max_ahead)
+		c->max_ahead = (double)c->media_bytes / bps - elapsed;
 	cJSON_Delete(j);
 }
 
@@ -319,11 +353,14 @@ pump(struct client *c, unsigned ms)
 
 /* ---- tests ------------------------------------------------------------ */
 
+/* Starts the server with o's settings (NULL: defaults) over fresh bus
+ * peers. */
 static int
-setup(void)
+setup_with(const struct server_opts *o)
 {
-	static int n;
-	char       ut[64], uc[64];
+	static int         n;
+	char               ut[64], uc[64];
+	struct server_opts so = { 0 };
 
 	memset(&fx, 0, sizeof(fx));
 	signal(SIGPIPE, SIG_IGN); /* a socket we write may be closed on us */
@@ -362,14 +399,15 @@ setup(void)
 	                .metrics               = fx.m,
 	                .log                   = &fx.lg }),
 	    0);
-	TEST_EQ(server_start(&fx.srv,
-	            &(struct server_opts) { .listen = "127.0.0.1:0",
-	                .stop_grace_ms              = 300,
-	                .log                        = &fx.lg,
-	                .metrics                    = fx.m,
-	                .bus_transcoder             = fx.bt,
-	                .bus_control                = fx.bc }),
-	    0);
+	if (o != NULL)
+		so = *o;
+	so.listen         = "127.0.0.1:0";
+	so.stop_grace_ms  = so.stop_grace_ms ? so.stop_grace_ms : 300;
+	so.log            = &fx.lg;
+	so.metrics        = fx.m;
+	so.bus_transcoder = fx.bt;
+	so.bus_control    = fx.bc;
+	TEST_EQ(server_start(&fx.srv, &so), 0);
 	fx.port = server_port(fx.srv);
 	TEST_ASSERT(fx.port > 0);
 	/* Let the peers connect. */
@@ -380,6 +418,12 @@ setup(void)
 	/* Let a tick see the new peers (it re-announces live calls). */
 	pump(NULL, 60);
 	return 0;
+}
+
+static int
+setup(void)
+{
+	return setup_with(NULL);
 }
 
 /* Whether /metrics has this exact line. */
@@ -653,4 +697,669 @@ test_hangup_and_announce(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_call), TEST(test_refusals), TEST(test_hangup_and_announce))
+/* ---- issue 3: marks, clear, DTMF hangup, auth, limits, rates --------- */
+
+static const char *sid1 = "95be037f0ff02b427c3a4a59ae72198c";
+
+/* A start shaped like the real captures (R1), with this stream_sid, rate
+ * (JSON text: "\"8000\"" or 24000) and custom_parameters (JSON object
+ * text, or NULL for absent). */
+static void
+send_start(
+    struct client *c, const char *sid, const char *rate, const char *custom)
+{
+	char js[1024];
+
+	snprintf(js, sizeof(js),
+	    "{\"event\":\"start\",\"stream_sid\":\"%s\",\"sequence_number\":"
+	    "\"1\",\"start\":{\"stream_sid\":\"%s\",\"call_sid\":"
+	    "\"75b90b4b77ce9e6fe9a60a26f03d%.4s\",\"account_sid\":\"ezora2\","
+	    "\"from\":\"+14129162450\",\"to\":\"08045680571\"%s%s,"
+	    "\"media_format\":{\"encoding\":\"base64\",\"sample_rate\":%s,"
+	    "\"bit_rate\":\"128kbps\"}}}",
+	    sid, sid, sid + 28, custom ? ",\"custom_parameters\":" : "",
+	    custom ? custom : "", rate);
+	client_send(c, js);
+}
+
+static void
+client_echo(struct client *c, const char *sid, const char *name)
+{
+	char js[256];
+
+	snprintf(js, sizeof(js),
+	    "{\"event\":\"mark\",\"sequence_number\":\"40\",\"stream_sid\":"
+	    "\"%s\",\"mark\":{\"name\":\"%s\"}}",
+	    sid, name);
+	client_send(c, js);
+}
+
+static void
+send_dtmf(struct client *c, const char *sid, const char *digit)
+{
+	char js[256];
+
+	snprintf(js, sizeof(js),
+	    "{\"event\":\"dtmf\",\"sequence_number\":3,\"stream_sid\":\"%s\","
+	    "\"dtmf\":{\"duration\":\"200\",\"digit\":\"%s\"}}",
+	    sid, digit);
+	client_send(c, js);
+}
+
+/* The event of message i, or "" for non-JSON. */
+static const char *
+msg_event(const struct client *c, size_t i, char *buf, size_t cap)
+{
+	const char *p = strstr(c->msgs[i].data, "\"event\":\"");
+
+	buf[0] = '\0';
+	if (p != NULL)
+		sscanf(p + 9, "%31[a-z]", buf);
+	(void)cap;
+	return buf;
+}
+
+/* The mark names received, in order; returns how many. */
+static size_t
+client_marks(const struct client *c, char (*names)[32], size_t max)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n && k < max; i++) {
+		const char *p = strstr(c->msgs[i].data, "\"name\":\"");
+		if (strstr(c->msgs[i].data, "\"event\":\"mark\"") && p)
+			sscanf(p + 8, "%31[^\"]", names[k++]);
+	}
+	return k;
+}
+
+/* The value of a series on /metrics, or -1 when absent. */
+static long long
+metric_val(const char *series)
+{
+	size_t      len;
+	char       *txt = metrics_render(fx.m, &len);
+	char        want[256];
+	const char *p;
+	long long   v = -1;
+
+	snprintf(want, sizeof(want), "\n%s ", series);
+	if (txt != NULL && (p = strstr(txt, want)) != NULL)
+		v = strtoll(p + strlen(want), NULL, 10);
+	free(txt);
+	return v;
+}
+
+static void
+send_ctl(const char *sid, Exo__Frame *f)
+{
+	static int seq;
+
+	f->call_id = (char *)sid;
+	f->seq     = (uint64_t)++seq;
+	bus_send(fx.pc.b, f);
+	bus_flush(fx.pc.b);
+}
+
+/* Marks follow the audio (at least every interval, and at the end of the
+ * burst); their echoes go to egress as marks, and playout frames say when
+ * agent audio starts and stops playing. */
+static int
+test_marks(void)
+{
+	static struct client c;
+	char                 names[64][32], ev[32];
+	size_t               k, last_mark = 0, since = 0, worst = 0;
+
+	if (setup_with(&(struct server_opts) { .mark_interval_ms = 300 }))
+		return 1;
+	TEST_EQ(client_open(&c, "/exotel?sample-rate=8000"), 0);
+	c.frame = 320;
+	send_start(&c, sid1, "\"8000\"", NULL);
+	for (int i = 0; i < 100 && fx.pc.starts == 0; i++)
+		pump(&c, 10);
+	TEST_STREQ(fx.pc.start_mode, "agent");
+	TEST_EQ(fx.pc.start_rate, 8000);
+
+	send_playback(sid1, 8000, 16000); /* one second */
+	for (int i = 0; i < 300; i++) {
+		pump(&c, 10);
+		if (c.media_bytes >= 16000 && c.n
+		    && strcmp(msg_event(&c, c.n - 1, ev, sizeof(ev)), "mark")
+		        == 0)
+			break;
+	}
+	TEST_EQ(c.media_bytes, 16000);
+	TEST_EQ(c.bad_frames, 0);
+	/* The last message is the mark closing the burst. */
+	TEST_STREQ(msg_event(&c, c.n - 1, ev, sizeof(ev)), "mark");
+	k = client_marks(&c, names, 64);
+	TEST_ASSERT(k >= 3 && k <= 12);
+	for (size_t i = 0; i < k; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "exo-%zu", i + 1);
+		TEST_STREQ(names[i], want);
+	}
+	/* No more than the interval plus a message between marks. */
+	for (size_t i = 0; i < c.n; i++) {
+		msg_event(&c, i, ev, sizeof(ev));
+		if (strcmp(ev, "mark") == 0) {
+			since     = 0;
+			last_mark = i;
+		} else if (strcmp(ev, "media") == 0) {
+			since++;
+			if (since > worst)
+				worst = since;
+		}
+	}
+	TEST_EQ(last_mark, c.n - 1);
+	TEST_ASSERT(worst <= 4); /* 300 ms interval, 100 ms messages */
+	TEST_ASSERT(fx.pc.playing_true >= 1);
+	TEST_EQ(fx.pc.playing, 1);
+	TEST_EQ(fx.pc.marks, 0);
+
+	/* Exotel echoes them all: forwarded, and playing ends. */
+	for (size_t i = 0; i < k; i++)
+		client_echo(&c, sid1, names[i]);
+	for (int i = 0; i < 100 && (fx.pc.marks < k || fx.pc.playing); i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.marks, k);
+	TEST_STREQ(fx.pc.mark, names[k - 1]);
+	TEST_EQ(fx.pc.playing, 0);
+	TEST_EQ(fx.pc.lag_ms, 0);
+	TEST_EQ(metric_val("exoplex_mark_echoes_total{result=\"matched\"}"),
+	    (long long)k);
+	TEST_EQ(metric_val("exoplex_playout_lag_echoes_total{le=\"+Inf\"}"),
+	    (long long)k);
+	/* Every lag is under a second: at most lead + a message here. */
+	TEST_EQ(metric_val("exoplex_playout_lag_echoes_total{le=\"1600\"}"),
+	    (long long)k);
+	TEST_ASSERT(metric_is("exoplex_agent_playing_calls 0"));
+	TEST_EQ(
+	    metric_val("exoplex_exotel_messages_out_total{event=\"mark\"}"),
+	    (long long)k);
+
+	/* A repeat is stale, a foreign name unknown: neither forwarded. */
+	client_echo(&c, sid1, names[0]);
+	client_echo(&c, sid1, "mark_1");
+	client_echo(&c, "ffffffffffffffffffffffffffff198c", names[1]);
+	for (int i = 0; i < 100
+	     && metric_val("exoplex_mark_echoes_total{result=\"unknown\"}")
+	         < 1;
+	     i++)
+		pump(&c, 10);
+	pump(&c, 50);
+	TEST_EQ(metric_val("exoplex_mark_echoes_total{result=\"stale\"}"), 1);
+	TEST_EQ(
+	    metric_val("exoplex_mark_echoes_total{result=\"unknown\"}"), 1);
+	TEST_EQ(metric_val("exoplex_exotel_bad_input_total{kind=\"stream_sid_"
+	                   "mismatch\"}"),
+	    1);
+	TEST_EQ(fx.pc.marks, k);
+	client_close(&c);
+	teardown();
+	return 0;
+}
+
+/* A peer that never echoes: marks expire after their audio's expected
+ * end + the timeout, and playing ends anyway. A late echo still counts. */
+static int
+test_mark_fallback(void)
+{
+	static struct client c;
+
+	if (setup_with(&(struct server_opts) { .mark_timeout_ms = 100 }))
+		return 1;
+	TEST_EQ(client_open(&c, "/exotel"), 0);
+	c.frame = 320;
+	send_start(&c, sid1, "\"8000\"", NULL);
+	for (int i = 0; i < 100 && fx.pc.starts == 0; i++)
+		pump(&c, 10);
+	send_playback(sid1, 8000, 3200); /* 200 ms */
+	for (int i = 0; i < 300 && !(fx.pc.playing_true && !fx.pc.playing);
+	     i++)
+		pump(&c, 10);
+	TEST_EQ(c.media_bytes, 3200);
+	TEST_EQ(fx.pc.playing_true, 1);
+	TEST_EQ(fx.pc.playing, 0);
+	TEST_ASSERT(metric_is("exoplex_marks_expired_total 1"));
+	client_echo(&c, sid1, "exo-1");
+	for (int i = 0; i < 100 && fx.pc.marks == 0; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.marks, 1);
+	TEST_EQ(metric_val("exoplex_mark_echoes_total{result=\"late\"}"), 1);
+	client_close(&c);
+	teardown();
+	return 0;
+}
+
+/* clear from egress: Exotel is told, nothing unsent follows, pending
+ * marks are forgotten, and playback resumes with fresh audio. */
+static int
+test_clear(void)
+{
+	static struct client c;
+	Exo__Frame           f  = EXO__FRAME__INIT;
+	Exo__Clear           cl = EXO__CLEAR__INIT;
+	char                 ev[32], names[64][32];
+	size_t               at = 0, k, media_after = 0;
+
+	if (setup_with(&(struct server_opts) { .mark_interval_ms = 100 }))
+		return 1;
+	TEST_EQ(client_open(&c, "/exotel"), 0);
+	c.frame = 320;
+	send_start(&c, sid1, "\"8000\"", NULL);
+	for (int i = 0; i < 100 && fx.pc.starts == 0; i++)
+		pump(&c, 10);
+	send_playback(sid1, 8000, 32000); /* two seconds */
+	for (int i = 0; i < 100 && c.media_bytes < 4800; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.playing, 1);
+
+	cl.reason   = "session replaced";
+	f.body_case = EXO__FRAME__BODY_CLEAR;
+	f.clear     = &cl;
+	send_ctl(sid1, &f);
+	for (int i = 0; i < 100 && at == 0; i++) {
+		pump(&c, 10);
+		for (size_t j = 0; j < c.n; j++)
+			if (strcmp(msg_event(&c, j, ev, sizeof(ev)), "clear")
+			    == 0)
+				at = j;
+	}
+	TEST_ASSERT(at > 0);
+	TEST_ASSERT(strstr(c.msgs[at].data, sid1) != NULL);
+	TEST_STREQ(c.msgs[at].data,
+	    "{\"event\":\"clear\",\"stream_sid\":"
+	    "\"95be037f0ff02b427c3a4a59ae72198c\"}");
+	pump(&c, 300);
+	for (size_t j = at + 1; j < c.n; j++)
+		if (strcmp(msg_event(&c, j, ev, sizeof(ev)), "media") == 0)
+			media_after++;
+	TEST_EQ(media_after, 0);
+	TEST_ASSERT(c.media_bytes < 32000);
+	for (int i = 0; i < 100 && fx.pc.playing; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.playing, 0);
+	TEST_ASSERT(metric_is("exoplex_clears_total 1"));
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_messages_out_total{event=\"clear\"} 1"));
+
+	/* Echoes of marks sent before the clear are stale now. */
+	k = client_marks(&c, names, 64);
+	TEST_ASSERT(k >= 1);
+	client_echo(&c, sid1, names[0]);
+	for (int i = 0; i < 100
+	     && metric_val("exoplex_mark_echoes_total{result=\"stale\"}") < 1;
+	     i++)
+		pump(&c, 10);
+	TEST_EQ(metric_val("exoplex_mark_echoes_total{result=\"stale\"}"), 1);
+	TEST_EQ(fx.pc.marks, 0);
+
+	/* New audio plays again, and its marks carry on numbering. */
+	send_playback(sid1, 8000, 3200);
+	for (int i = 0; i < 200 && client_marks(&c, names, 64) == k; i++)
+		pump(&c, 10);
+	TEST_ASSERT(client_marks(&c, names, 64) >= k + 1);
+	{
+		char want[32];
+		snprintf(want, sizeof(want), "exo-%zu", k + 1);
+		TEST_STREQ(names[k], want);
+	}
+	client_close(&c);
+	teardown();
+	return 0;
+}
+
+/* A digit in EXOPLEX_DTMF_HANGUP ends the call: dtmf still reaches
+ * egress, then call_stop{stopped} and a normal close. */
+static int
+test_dtmf_hangup(void)
+{
+	static struct client c;
+
+	if (setup_with(&(struct server_opts) { .dtmf_hangup = "#*" }))
+		return 1;
+	TEST_EQ(client_open(&c, "/exotel"), 0);
+	send_start(&c, sid1, "\"8000\"", NULL);
+	send_dtmf(&c, sid1, "5");
+	for (int i = 0; i < 100 && fx.pc.dtmfs == 0; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.dtmfs, 1);
+	pump(&c, 50);
+	TEST_ASSERT(!c.closed);
+	send_dtmf(&c, sid1, "#");
+	for (int i = 0; i < 100 && !c.closed; i++)
+		pump(&c, 10);
+	TEST_ASSERT(c.closed);
+	TEST_EQ(c.close_code, 1000);
+	for (int i = 0; i < 100 && fx.pt.stops == 0; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.dtmfs, 2);
+	TEST_STREQ(fx.pc.dtmf, "#");
+	TEST_EQ(fx.pc.stops, 1);
+	TEST_STREQ(fx.pc.stop_reason, "stopped");
+	TEST_STREQ(fx.pt.stop_reason, "stopped");
+	pump(&c, 50);
+	TEST_EQ(fx.pc.stops, 1);
+	TEST_ASSERT(metric_is("exoplex_dtmf_hangups_total 1"));
+	TEST_ASSERT(
+	    metric_is("exoplex_calls_ended_total{reason=\"stopped\"} 1"));
+	client_close(&c);
+	teardown();
+	return 0;
+}
+
+/* Opens a call with these headers/path; returns 1 if it went live. */
+static int
+try_call(struct client *c, const char *path, const char *hdrs, const char *sid,
+    const char *custom)
+{
+	unsigned before = fx.pt.starts;
+
+	if (client_open_hdr(c, path, hdrs) != 0)
+		return 0;
+	send_start(c, sid, "\"8000\"", custom);
+	for (int i = 0; i < 100 && fx.pt.starts == before && !c->closed; i++)
+		pump(c, 10);
+	return fx.pt.starts > before;
+}
+
+static int
+test_auth(void)
+{
+	static struct client c;
+	struct auth         *a;
+	char                 err[128];
+	const char          *s2 = "a000000000000000000000000000aa02",
+	           *s3          = "a000000000000000000000000000aa03",
+	           *s4          = "a000000000000000000000000000aa04",
+	           *s5          = "a000000000000000000000000000aa05",
+	           *s6          = "a000000000000000000000000000aa06";
+
+	TEST_EQ(auth_alloc(&a, "exo:pw", "tok1", err, sizeof(err)), 0);
+	if (setup_with(&(struct server_opts) { .auth = a }))
+		return 1;
+
+	/* Basic: right goes live, wrong is 401 at the upgrade. */
+	TEST_ASSERT(try_call(
+	    &c, "/exotel", "Authorization: Basic ZXhvOnB3\r\n", sid1, NULL));
+	TEST_STREQ(fx.pc.start_mode, "agent");
+	client_close(&c);
+	TEST_ASSERT(
+	    client_open_hdr(&c, "/exotel", "Authorization: Basic ZXhvOnB4\r\n")
+	    != 0);
+	TEST_ASSERT(strstr(c.http_status, " 401") != NULL);
+	client_close(&c);
+
+	/* Bearer. */
+	TEST_ASSERT(try_call(
+	    &c, "/exotel", "Authorization: Bearer tok1\r\n", s2, NULL));
+	client_close(&c);
+	TEST_ASSERT(
+	    client_open_hdr(&c, "/exotel", "Authorization: Bearer tok2\r\n")
+	    != 0);
+	TEST_ASSERT(strstr(c.http_status, " 401") != NULL);
+	client_close(&c);
+
+	/* ?token=. */
+	TEST_ASSERT(try_call(
+	    &c, "/exotel?sample-rate=8000&token=tok1", NULL, s3, NULL));
+	client_close(&c);
+	TEST_ASSERT(client_open(&c, "/exotel?token=tok2") != 0);
+	TEST_ASSERT(strstr(c.http_status, " 401") != NULL);
+	client_close(&c);
+
+	/* Nothing at the upgrade: custom_parameters.token decides, and it
+	 * is taken out of the call_start. */
+	TEST_ASSERT(try_call(&c, "/exotel", NULL, s4,
+	    "{\"token\":\"tok1\",\"persona\":\"sales\"}"));
+	TEST_EQ(fx.pt.n_custom, 1);
+	TEST_STREQ(fx.pt.start_custom, "persona=sales");
+	TEST_EQ(fx.pc.n_custom, 1);
+	client_close(&c);
+	for (int i = 0; i < 100 && fx.pt.stops < 4; i++)
+		pump(NULL, 10);
+	TEST_EQ(fx.pt.stops, 4);
+
+	/* No valid credentials at start: 1008, egress hears of a refused
+	 * call (never a live one), the transcoder nothing. */
+	TEST_ASSERT(!try_call(&c, "/exotel", NULL, s5, NULL));
+	for (int i = 0; i < 100 && !c.closed; i++)
+		pump(&c, 10);
+	TEST_EQ(c.close_code, 1008);
+	client_close(&c);
+	TEST_ASSERT(!try_call(&c, "/exotel", NULL, s6,
+	    "{\"token\":\"tok2\",\"persona\":\"sales\"}"));
+	for (int i = 0; i < 100 && !c.closed; i++)
+		pump(&c, 10);
+	TEST_EQ(c.close_code, 1008);
+	for (int i = 0; i < 100 && fx.pc.refused < 2; i++)
+		pump(&c, 10);
+	client_close(&c);
+	TEST_EQ(fx.pc.refused, 2);
+	TEST_STREQ(fx.pc.start_mode, "refused");
+	TEST_EQ(fx.pc.n_custom, 1); /* the wrong token is not passed on */
+	TEST_STREQ(fx.pc.stop_reason, "auth_failed");
+	TEST_EQ(fx.pc.stops, 6);
+	TEST_EQ(fx.pt.starts, 4);
+	TEST_EQ(fx.pt.stops, 4);
+
+	TEST_ASSERT(metric_is("exoplex_auth_refused_total{at=\"upgrade\"} 3"));
+	TEST_ASSERT(metric_is("exoplex_auth_refused_total{at=\"start\"} 2"));
+	TEST_ASSERT(metric_is("exoplex_auth_accepted_total{via=\"basic\"} 1"));
+	TEST_ASSERT(
+	    metric_is("exoplex_auth_accepted_total{via=\"bearer\"} 1"));
+	TEST_ASSERT(metric_is("exoplex_auth_accepted_total{via=\"query\"} 1"));
+	TEST_ASSERT(metric_is(
+	    "exoplex_auth_accepted_total{via=\"custom_parameters\"} 1"));
+	TEST_ASSERT(metric_is(
+	    "exoplex_calls_refused_total{reason=\"auth_failed\"} 2"));
+	TEST_ASSERT(
+	    metric_is("exoplex_calls_ended_total{reason=\"auth_failed\"} 2"));
+	teardown();
+	auth_free(a);
+	return 0;
+}
+
+/* Over EXOPLEX_MAX_CALLS: 1013, reported as no_capacity; and sockets
+ * waiting for start are capped (503 at the upgrade). */
+static int
+test_capacity(void)
+{
+	static struct client a, b;
+	const char          *s2 = "b000000000000000000000000000bb02";
+	int                  fds[70], n = 0, refused = 0;
+
+	if (setup_with(&(struct server_opts) { .max_calls = 1 }))
+		return 1;
+	TEST_ASSERT(try_call(&a, "/exotel", NULL, sid1, NULL));
+	TEST_ASSERT(!try_call(&b, "/exotel", NULL, s2, NULL));
+	for (int i = 0; i < 100 && !b.closed; i++)
+		pump(&b, 10);
+	TEST_EQ(b.close_code, 1013);
+	for (int i = 0; i < 100 && fx.pc.refused == 0; i++)
+		pump(&b, 10);
+	TEST_EQ(fx.pc.refused, 1);
+	TEST_STREQ(fx.pc.stop_reason, "no_capacity");
+	TEST_EQ(fx.pt.starts, 1);
+	TEST_ASSERT(metric_is(
+	    "exoplex_calls_refused_total{reason=\"no_capacity\"} 1"));
+	client_close(&b);
+
+	/* 64 sockets may wait for their start; the 65th gets 503. */
+	for (int i = 0; i < 66; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		char               req[256], rsp[256];
+		int                fd = socket(AF_INET, SOCK_STREAM, 0);
+		ssize_t            r  = 0;
+
+		sa.sin_port        = htons((uint16_t)fx.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		TEST_ASSERT(fd >= 0);
+		TEST_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		fds[n++] = fd;
+		snprintf(req, sizeof(req),
+		    "GET /exotel HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+		    "Connection: Upgrade\r\nSec-WebSocket-Key: "
+		    "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+		    "13\r\n\r\n");
+		TEST_EQ(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		for (int j = 0; j < 100; j++) {
+			pump(&a, 2);
+			if ((r = read(fd, rsp, sizeof(rsp) - 1)) > 0)
+				break;
+		}
+		TEST_ASSERT(r > 0);
+		rsp[r] = '\0';
+		if (strstr(rsp, " 503") != NULL)
+			refused++;
+		else
+			TEST_ASSERT(strstr(rsp, " 101") != NULL);
+	}
+	TEST_EQ(refused, 2);
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_bad_input_total{kind=\"too_many_pending\"} 2"));
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	pump(&a, 100);
+
+	/* The live call was never touched; after it ends a new one fits. */
+	TEST_EQ(fx.pt.stops, 0);
+	client_close(&a);
+	for (int i = 0; i < 100 && fx.pt.stops == 0; i++)
+		pump(NULL, 10);
+	TEST_ASSERT(try_call(&b, "/exotel", NULL, s2, NULL));
+	client_close(&b);
+	teardown();
+	return 0;
+}
+
+/* Each kind of bad input is counted, and a good call beside it keeps
+ * its audio. */
+static int
+test_bad_input(void)
+{
+	static struct client good, x;
+	const char          *s2 = "c000000000000000000000000000cc02";
+	unsigned             frames;
+	long long            flood;
+
+	if (setup_with(&(struct server_opts) { .start_ms = 300 }))
+		return 1;
+	TEST_ASSERT(try_call(&good, "/exotel", NULL, sid1, NULL));
+
+	/* Media before start, invalid base64, then no start at all. */
+	TEST_EQ(client_open(&x, "/exotel"), 0);
+	send_media(&x, s2, 320);
+	client_send(
+	    &x, "{\"event\":\"media\",\"media\":{\"payload\":\"@@@@\"}}");
+	for (int i = 0; i < 200 && !x.closed; i++)
+		pump(&x, 10);
+	TEST_ASSERT(x.closed);
+	TEST_EQ(x.close_code, 1008);
+	client_close(&x);
+
+	/* A start without a call_sid. */
+	TEST_EQ(client_open(&x, "/exotel"), 0);
+	client_send(&x,
+	    "{\"event\":\"start\",\"start\":{\"stream_sid\":\""
+	    "c000000000000000000000000000cc02\"}}");
+	for (int i = 0; i < 100 && !x.closed; i++)
+		pump(&x, 10);
+	TEST_EQ(x.close_code, 1008);
+	client_close(&x);
+
+	/* On the good call: a second start, another stream's media. */
+	send_start(&good, sid1, "\"8000\"", NULL);
+	send_media(&good, s2, 320);
+	/* A flood of messages, and audio far beyond real time. */
+	for (int i = 0; i < 700; i++)
+		client_send(&good, "{\"event\":\"connected\"}");
+	pump(&good, 300); /* the budget refills */
+	frames = fx.pt.audio_frames;
+	for (int i = 0; i < 40; i++)
+		send_media(&good, sid1, 1600); /* 4 s at 8 kHz, at once */
+	for (int i = 0; i < 100 && fx.pt.audio_frames < frames + 20; i++)
+		pump(&good, 10);
+	pump(&good, 50);
+	TEST_ASSERT(fx.pt.audio_frames >= frames + 20);
+	TEST_ASSERT(fx.pt.audio_frames < frames + 40);
+
+	TEST_EQ(
+	    metric_val(
+	        "exoplex_exotel_bad_input_total{kind=\"media_before_start\"}"),
+	    1);
+	TEST_EQ(metric_val(
+	            "exoplex_exotel_bad_input_total{kind=\"invalid_base64\"}"),
+	    1);
+	TEST_EQ(metric_val(
+	            "exoplex_exotel_bad_input_total{kind=\"start_timeout\"}"),
+	    1);
+	TEST_EQ(metric_val("exoplex_exotel_bad_input_total{kind="
+	                   "\"start_missing_field\"}"),
+	    1);
+	TEST_EQ(
+	    metric_val(
+	        "exoplex_exotel_bad_input_total{kind=\"duplicate_start\"}"),
+	    1);
+	TEST_EQ(metric_val("exoplex_exotel_bad_input_total{kind="
+	                   "\"stream_sid_mismatch\"}"),
+	    1);
+	flood = metric_val(
+	    "exoplex_exotel_bad_input_total{kind=\"message_flood\"}");
+	TEST_ASSERT(flood > 0 && flood < 700);
+	TEST_ASSERT(
+	    metric_val(
+	        "exoplex_exotel_bad_input_total{kind=\"audio_too_fast\"}")
+	    > 0);
+
+	/* The good call is live and carries audio at real time. */
+	TEST_EQ(fx.pt.stops, 0);
+	TEST_ASSERT(!good.closed);
+	pump(&good, 1000);
+	frames = fx.pt.audio_frames;
+	send_media(&good, sid1, 320);
+	for (int i = 0; i < 100 && fx.pt.audio_frames == frames; i++)
+		pump(&good, 10);
+	TEST_EQ(fx.pt.audio_frames, frames + 1);
+	client_close(&good);
+	teardown();
+	return 0;
+}
+
+/* 24 kHz from a numeric sample_rate (URL says so too, other spelling):
+ * playback goes out in whole 960-byte frames. */
+static int
+test_rate_24k(void)
+{
+	static struct client c;
+
+	if (setup())
+		return 1;
+	TEST_EQ(client_open(&c, "/exotel?sample_rate=24000"), 0);
+	c.frame = 960;
+	send_start(&c, sid1, "24000", "{}");
+	for (int i = 0; i < 100 && fx.pc.starts == 0; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pt.start_rate, 24000);
+	TEST_ASSERT(fx.pt.custom_present);
+	TEST_EQ(fx.pt.n_custom, 0);
+	send_media(&c, sid1, 960);
+	send_playback(sid1, 24000, 24000); /* 500 ms */
+	for (int i = 0; i < 300 && c.media_bytes < 24000; i++)
+		pump(&c, 10);
+	TEST_EQ(c.media_bytes, 24000);
+	TEST_EQ(c.bad_frames, 0);
+	TEST_ASSERT(c.max_ahead <= 0.4);
+	TEST_EQ(fx.pt.audio_rate, 24000);
+	client_close(&c);
+	teardown();
+	return 0;
+}
+
+TEST_MAIN(TEST(test_call), TEST(test_refusals), TEST(test_hangup_and_announce),
+    TEST(test_marks), TEST(test_mark_fallback), TEST(test_clear),
+    TEST(test_dtmf_hangup), TEST(test_auth), TEST(test_capacity),
+    TEST(test_bad_input), TEST(test_rate_24k))
