@@ -70,8 +70,9 @@
  * control link's queue for the good calls. */
 #define REFUSAL_RATE 10
 #define REFUSAL_BURST 20
-#define MIN_PENDING 64 /* sockets that may wait for start: max(this, calls)   \
-	                */
+#define MIN_PENDING                                                           \
+	64 /* sockets that may wait for start: max(this, calls)               \
+	    */
 
 /* Bad input we count, by kind: the parser's errors, then ours. */
 enum bad {
@@ -429,11 +430,27 @@ report_playout(struct server *s, struct conn *c, uint64_t now)
 	if (!playout_report(&c->po, now, &playing, &lag))
 		return;
 	set_playing(s, c, playing);
-	if (c->stop_sent)
+	/* Without egress the state would only queue up on the control
+	 * link; a returning egress is told it with the re-announce. */
+	if (c->stop_sent || bus_peers(s->o.bus_control) == 0)
 		return;
 	callbus_playout_frame(&f, &p, &c->ci, playing, lag);
 	send_control(s, c, &f);
 	LOGD(s->o.log, &c->lc, "playout: playing=%d lag_ms=%u", playing, lag);
+}
+
+/* After a call_start re-announced on the control link: what is playing
+ * now, if anything (a restarted egress knows nothing). */
+static void
+restate_playout(struct server *s, struct conn *c)
+{
+	Exo__Frame   f = EXO__FRAME__INIT;
+	Exo__Playout p;
+
+	if (!c->playing || c->stop_sent)
+		return;
+	callbus_playout_frame(&f, &p, &c->ci, true, c->po.rep_lag_ms);
+	send_control(s, c, &f);
 }
 
 /* ---- admission -------------------------------------------------------- */
@@ -759,7 +776,9 @@ on_mark(struct server *s, struct conn *c, const struct exotel_msg *m)
 		    "end%s",
 		    m->u.mark, e.lag_ms, (long long)e.delay_ms,
 		    e.late ? " (after its fallback)" : "");
-		if (!c->stop_sent) {
+		/* Marks are news only now: never queued for an absent
+		 * egress, where they would crowd out call_start/stop. */
+		if (!c->stop_sent && bus_peers(s->o.bus_control) > 0) {
 			callbus_mark_frame(&f, &mk, &c->ci, m->u.mark);
 			send_control(s, c, &f);
 		}
@@ -1237,8 +1256,11 @@ on_frame(struct server *s, struct bus *b, const Exo__Frame *f)
 		break;
 	case EXO__FRAME__BODY_ANNOUNCE:
 		/* A stopped call stays stopped: its peers forgot it. */
-		if (c->state == CONN_LIVE && !c->stop_sent)
+		if (c->state == CONN_LIVE && !c->stop_sent) {
 			send_call_start(s, c, b, true);
+			if (b == s->o.bus_control)
+				restate_playout(s, c);
+		}
 		break;
 	default:
 		LOGD(s->o.log, &c->lc, "bus: ignoring %s", bus_kind_name(f));
@@ -1392,6 +1414,8 @@ reannounce(struct server *s, struct bus *b, const char *link)
 	for (struct conn *c = s->conns; c; c = c->next)
 		if (c->state == CONN_LIVE && !c->stop_sent) {
 			send_call_start(s, c, b, true);
+			if (b == s->o.bus_control)
+				restate_playout(s, c);
 			n++;
 		}
 	if (n)
@@ -1476,14 +1500,14 @@ register_metrics(struct server *s)
 		    "(none: auth is off).",
 		    l);
 	}
-	s->m_auth_bad_upgrade       = metrics_counter(m, "auth_refused_total",
-	          "Credentials refused: wrong at the upgrade (401), or none valid "
-	                "at start (1008).",
-	          "at=\"upgrade\"");
-	s->m_auth_bad_start         = metrics_counter(m, "auth_refused_total",
-	            "Credentials refused: wrong at the upgrade (401), or none valid "
-	                    "at start (1008).",
-	            "at=\"start\"");
+	s->m_auth_bad_upgrade = metrics_counter(m, "auth_refused_total",
+	    "Credentials refused: wrong at the upgrade (401), or none valid "
+	    "at start (1008).",
+	    "at=\"upgrade\"");
+	s->m_auth_bad_start   = metrics_counter(m, "auth_refused_total",
+	      "Credentials refused: wrong at the upgrade (401), or none valid "
+	        "at start (1008).",
+	      "at=\"start\"");
 	for (int i = 0; i < EXOTEL_EV_N; i++) {
 		snprintf(l, sizeof(l), "event=\"%s\"",
 		    exotel_event_name((enum exotel_event)i));

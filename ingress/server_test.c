@@ -857,6 +857,20 @@ test_marks(void)
 	TEST_ASSERT(fx.pc.playing_true >= 1);
 	TEST_EQ(fx.pc.playing, 1);
 	TEST_EQ(fx.pc.marks, 0);
+	/* A restarted egress asks: it hears the call and what plays. */
+	{
+		Exo__Frame    f      = EXO__FRAME__INIT;
+		Exo__Announce an     = EXO__ANNOUNCE__INIT;
+		unsigned      before = fx.pc.playing_true;
+		f.body_case          = EXO__FRAME__BODY_ANNOUNCE;
+		f.announce           = &an;
+		send_ctl(sid1, &f);
+		for (int i = 0; i < 100 && fx.pc.reannounces == 0; i++)
+			pump(&c, 10);
+		pump(&c, 20);
+		TEST_EQ(fx.pc.reannounces, 1);
+		TEST_EQ(fx.pc.playing_true, before + 1);
+	}
 
 	/* Exotel echoes them all: forwarded, and playing ends. */
 	for (size_t i = 0; i < k; i++)
