@@ -18,8 +18,9 @@
  * Call lifecycle and the call_stop reason sent on both links:
  *   start               → call_start (both links), call is live
  *   stop                → call_stop{"callended", or "stopped" for any
- *                         other reason}; playback drains; Exotel closes,
- *                         or we close (1000) after stop_grace_ms
+ *                         other reason}; nothing more is sent (unplayed
+ *                         audio dropped); Exotel closes, or we close
+ *                         (1000) after stop_grace_ms
  *   hangup from the bus → call_stop{hangup reason}; close 1000
  *   dtmf in dtmf_hangup → call_stop{"stopped"}; close 1000
  *   socket closed, or closed by us for bad input, before a stop
@@ -125,7 +126,7 @@ static const unsigned lag_le[] = { 100, 200, 400, 800, 1600, 3200 };
 enum conn_state {
 	CONN_WAIT_START, /* upgraded, no valid start yet */
 	CONN_LIVE, /* call started */
-	CONN_STOPPED, /* Exotel said stop: draining, waiting for close */
+	CONN_STOPPED, /* Exotel said stop: silent, waiting for the close */
 	CONN_REFUSED, /* start refused (auth, capacity): closing */
 };
 
@@ -719,7 +720,12 @@ on_stop(struct server *s, struct conn *c, const struct exotel_msg *m)
 	send_call_stop(s, c, reason);
 	set_state(s, c, CONN_STOPPED);
 	c->stop_us = mono_us();
-	playback_drain(c->pb);
+	/* The stream is over: whatever we still have would never be
+	 * heard. Exotel closes next; the tick closes after a grace. */
+	playback_clear(c->pb);
+	outq_reset(&c->q);
+	playout_clear(&c->po);
+	set_playing(s, c, false);
 }
 
 static void
@@ -1346,6 +1352,11 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 	}
 	if (c->state == CONN_REFUSED)
 		return;
+	if (c->state == CONN_STOPPED) {
+		if (now - c->stop_us > s->grace_us)
+			conn_close(c, LWS_CLOSE_STATUS_NORMAL, "stopped");
+		return;
+	}
 	/* Exotel reads nothing: its buffers and ours are full. */
 	if (outq_count(&c->q) && c->stall_since
 	    && now - c->stall_since > s->stall_us) {
@@ -1401,9 +1412,6 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 	metric_add(s->m_dropped, (int64_t)(st->dropped_bytes - c->dropped));
 	c->underruns = st->underruns;
 	c->dropped   = st->dropped_bytes;
-
-	if (c->state == CONN_STOPPED && now - c->stop_us > s->grace_us)
-		conn_close(c, LWS_CLOSE_STATUS_NORMAL, "stopped");
 }
 
 static void

@@ -559,11 +559,14 @@ test_call(void)
 	TEST_EQ(fx.pt.stops, 1);
 	TEST_EQ(fx.pc.stops, 1);
 	TEST_STREQ(fx.pc.stop_reason, "callended");
+	/* After stop nothing more is sent: it would never be heard. */
+	send_playback(sid, 16000, 3200);
 	/* Exotel would close; this client does not, so the grace ends it. */
 	for (int i = 0; i < 200 && !c.closed; i++)
 		pump(&c, 10);
 	TEST_ASSERT(c.closed);
 	TEST_EQ(c.close_code, 1000);
+	TEST_EQ(c.media_bytes, 32000);
 	pump(&c, 50);
 	TEST_EQ(fx.pc.stops, 1); /* no second call_stop */
 	TEST_ASSERT(metric_is(
