@@ -724,6 +724,7 @@ on_stop(struct server *s, struct conn *c, const struct exotel_msg *m)
 	 * heard. Exotel closes next; the tick closes after a grace. */
 	playback_clear(c->pb);
 	outq_reset(&c->q);
+	c->stall_since = 0;
 	playout_clear(&c->po);
 	set_playing(s, c, false);
 }
@@ -1182,6 +1183,7 @@ on_clear(struct server *s, struct conn *c, const Exo__Frame *f)
 	n = playback_clear(c->pb);
 	/* What is queued here was never written: it goes too. */
 	outq_reset(&c->q);
+	c->stall_since = 0;
 	k = playout_clear(&c->po);
 	if ((p = outq_reserve(&c->q)) != NULL) {
 		size_t l = exotel_build_clear(p, c->q.cap, c->ci.stream_sid);
