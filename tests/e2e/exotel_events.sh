@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# exotel_events.sh - issue 3, "Every event", "Marks", "DTMF", "Hang-up".
+#
+# The trio runs with EXOPLEX_DTMF_HANGUP='#' and the stand-in in echo mode.
+#   a. A 10 s call with custom parameters (persona=alice and a key-only
+#      `note`) and DTMF 5 and 9, neither a hang-up digit:
+#      - both digits reach egress as bus dtmf frames (its control link);
+#      - ingress sends marks in the playback stream, the simulated playout
+#        echoes them after playing the audio before them, ingress matches
+#        the echoes and reports playout to egress (control mark frames);
+#      - ingress logs the custom parameters' keys at start (values are
+#        not logged: they may be secrets);
+#      - the call runs to its stop: the caller hears 1 kHz, no violations.
+#   b. A 10 s call that presses '#' at 3 s: ingress closes the socket
+#      itself (closed_by server, 1000) before the caller's stop, counts a
+#      DTMF hang-up, and the '#' still reached egress.
+. "$(dirname "$0")/exotel_lib.sh"
+
+start_fakeplex --mode echo || exit 1
+start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" EXOPLEX_DTMF_HANGUP='#' || exit 1
+URL="ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=8000"
+DTMF_IN='exoplex_bus_frames_total{link="control",dir="in",kind="dtmf"}'
+MARK_IN='exoplex_bus_frames_total{link="control",dir="in",kind="mark"}'
+
+call a --url "$URL" --seconds 10 --tone 1000 --dtmf '5@2000,9@3000:120' \
+	--custom persona=alice --custom note \
+	--expect-hz 1000 --expect-tolerance 0.02 --expect-min-seconds 6 \
+	--expect-no-violations
+want_rc a 0
+want a "d['dtmf_sent'] == 2"
+want a "d['marks_received'] > 0"
+want a "d['marks_echoed'] > 0"
+want a "d['closed_by'] == 'client' and not d['closed_before_stop']"
+want_metric "$ADM_E" "$DTMF_IN" -eq 2
+want_metric "$ADM_I" 'exoplex_exotel_messages_in_total{event="dtmf"}' -eq 2
+want_metric "$ADM_I" 'exoplex_exotel_messages_out_total{event="mark"}' -gt 0
+want_metric "$ADM_I" 'exoplex_mark_echoes_total{result="matched"}' -gt 0
+want_metric "$ADM_E" "$MARK_IN" -gt 0
+want_metric "$ADM_I" 'exoplex_dtmf_hangups_total' -eq 0
+sid=$(json_get "$T/a.json" "d['stream_sid']")
+grep "call started" "$T/ingress.log" | grep -F "$sid" |
+	grep -qF 'custom_parameters={persona,note}' ||
+	fail "ingress did not log the custom parameters' keys for $sid"
+grep -F 'alice' "$T/ingress.log" >/dev/null &&
+	fail "ingress logged a custom parameter's value"
+
+call b --url "$URL" --seconds 10 --tone 1000 --dtmf '#@3000' \
+	--expect-closed-by server --expect-close-code 1000
+want_rc b 0
+want b "d['closed_by'] == 'server' and d['close_code'] == 1000"
+want b "d['closed_before_stop']"
+want b "d['seconds_sent'] < 8"
+want b "d['violations'] == 0"
+want_metric "$ADM_I" 'exoplex_dtmf_hangups_total' -eq 1
+want_metric "$ADM_E" "$DTMF_IN" -eq 3
+wait_metric "$ADM_I" 'exoplex_calls_ended_total{reason="stopped"}' -ge 1 5
+
+v=$(plex_stat '["violations"]')
+[ "$v" = 0 ] || fail "the stand-in counted $v protocol violations"
+alive_and_healthy
+finish
