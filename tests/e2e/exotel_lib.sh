@@ -4,7 +4,7 @@
 # starts and kills everything by PID). A test records each failed check
 # with `fail` and ends with `finish`, so one run reports every broken
 # check, not just the first.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 FAILS=0
 
