@@ -263,7 +263,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "exoplex-abuse: out of memory\n");
 			return 1;
 		}
-		if (r.error && r.error != ETIMEDOUT)
+		if (r.error)
 			status = EXIT_CONNECT;
 		emit(abuse_result_json(&r));
 	}

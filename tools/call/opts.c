@@ -84,6 +84,15 @@ opts_split_url(struct call_opts *o, const char *url, char *err, size_t errlen)
 		if (*q == '@')
 			at = q;
 	o->userinfo[0] = '\0';
+	/* What logs and the summary show: never the password. */
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+		snprintf(o->url_shown, sizeof(o->url_shown), "%.*s%s%s",
+		    (int)((colon ? colon : at) - url), url,
+		    colon ? ":***" : "", at);
+	} else {
+		snprintf(o->url_shown, sizeof(o->url_shown), "%s", url);
+	}
 	if (at) {
 		if (pct_decode(
 		        o->userinfo, sizeof(o->userinfo), p, (size_t)(at - p))

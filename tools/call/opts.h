@@ -24,6 +24,7 @@ struct opts_dtmf {
 struct call_opts {
 	/* The URL, split. path includes the query. */
 	const char *url;
+	char        url_shown[2400]; /* url with the password as *** */
 	bool        tls;
 	char        host[256];
 	int         port;

@@ -68,12 +68,14 @@ test_urls(void)
 	TEST_EQ(o.port, 443);
 	TEST_STREQ(o.host, "example.com");
 	TEST_STREQ(o.userinfo, "u@x:p:w");
+	TEST_STREQ(o.url_shown, "wss://u%40x:***@example.com/ws");
 	TEST_STREQ(o.path, "/ws");
 	TEST_EQ(
 	    PARSE(&o, err, "--url", "ws://[::1]:9000?sample_rate=16000"), 0);
 	TEST_STREQ(o.host, "::1");
 	TEST_EQ(o.port, 9000);
 	TEST_STREQ(o.path, "/?sample_rate=16000");
+	TEST_STREQ(o.url_shown, "ws://[::1]:9000?sample_rate=16000");
 	TEST_EQ(o.rate, 16000); /* from the URL */
 	TEST_EQ(PARSE(&o, err, "--url", "ws://h/x?a=1&sample-rate=24000",
 	            "--rate", "8000"),

@@ -595,7 +595,7 @@ call_dial(struct call *c)
 	ci.pwsi                = &c->wsi;
 	c->st                  = CS_CONNECTING;
 	c->dial_us             = mono_us();
-	LOGD(s->lg, &c->lc, "call %zu: dialling %s", c->idx, o->url);
+	LOGD(s->lg, &c->lc, "call %zu: dialling %s", c->idx, o->url_shown);
 	if (!lws_client_connect_via_info(&ci) && c->st != CS_DONE) {
 		c->wsi = NULL;
 		call_fail(c, "cannot start the connection");
@@ -715,7 +715,7 @@ sim_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		c->st            = CS_OPEN;
 		c->res.connected = true;
 		LOGI(c->sim->lg, &c->lc, "call %zu: connected to %s", c->idx,
-		    c->sim->o->url);
+		    c->sim->o->url_shown);
 		lws_callback_on_writable(wsi);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {

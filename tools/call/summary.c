@@ -213,7 +213,8 @@ summary_json(const struct call_opts *o, const struct call_result *r, size_t n)
 
 	if (!root)
 		return NULL;
-	cJSON_AddStringToObject(root, "url", o->url);
+	cJSON_AddStringToObject(
+	    root, "url", o->url_shown[0] ? o->url_shown : o->url);
 	cJSON_AddNumberToObject(root, "rate", o->rate);
 	cJSON_AddNumberToObject(root, "chunk_ms", o->chunk_ms);
 	if (n == 1)
