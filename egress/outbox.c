@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -129,6 +130,18 @@ struct outbox {
 	sqlite3_stmt *st[ST_N];
 };
 
+/* Waits for the other connection's write to finish. SQLite's default
+ * handler sleeps 1, 2, 5, 10... ms; the writes here take microseconds and
+ * one side is the event loop, so poll finely first. Gives up after ~5 s. */
+static int
+busy(void *arg, int n)
+{
+	if (n >= 50 + BUSY_MS)
+		return 0;
+	usleep(n < 50 ? 100 : 1000);
+	return 1;
+}
+
 static int
 fail(char *err, size_t errlen, int rc, const char *what, sqlite3 *db)
 {
@@ -157,7 +170,7 @@ outbox_open(struct outbox **out, const char *path, bool sync_full, char *err,
 		fail(err, errlen, EIO, path, ob->db);
 		goto out;
 	}
-	sqlite3_busy_timeout(ob->db, BUSY_MS);
+	sqlite3_busy_handler(ob->db, busy, NULL);
 	/* journal_mode answers with a row; WAL must really be on. */
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(

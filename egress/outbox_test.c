@@ -14,6 +14,7 @@
 
 static char dir[] = "/tmp/outbox_test.XXXXXX";
 static char path[256];
+static int  made; /* dir exists (made on first use: tests run alone too) */
 
 /* A fresh database file per test. */
 static struct outbox *
@@ -23,6 +24,8 @@ fresh(void)
 	char           err[256];
 	static int     n;
 
+	if (!made)
+		made = mkdtemp(dir) != NULL;
 	snprintf(path, sizeof(path), "%s/t%d.db", dir, ++n);
 	if (outbox_open(&ob, path, false, err, sizeof(err)))
 		fprintf(stderr, "  open: %s\n", err);
@@ -408,23 +411,18 @@ test_open_errors(void)
 }
 
 static int
-setup(void)
-{
-	TEST_ASSERT(mkdtemp(dir) != NULL);
-	return 0;
-}
-
-static int
 teardown(void)
 {
 	char cmd[300];
 
+	if (!made)
+		return 0;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	TEST_EQ(system(cmd), 0);
 	return 0;
 }
 
-TEST_MAIN(TEST(setup), TEST(test_order_per_call), TEST(test_max_and_ids),
+TEST_MAIN(TEST(test_order_per_call), TEST(test_max_and_ids),
     TEST(test_backoff), TEST(test_dead_letter), TEST(test_reopen),
     TEST(test_retry_now_and_prune), TEST(test_killed_writer),
     TEST(test_open_errors), TEST(teardown))
