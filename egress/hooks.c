@@ -1,0 +1,238 @@
+/*
+ * hooks.c - numbering, building and queueing one call's webhook events.
+ */
+#include "hooks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define SID_MAX 128
+
+struct hooks {
+	struct webhook *w; /* NULL: webhooks off */
+	struct log     *log;
+};
+
+struct hooks_call {
+	struct hooks   *h;
+	char            stream_sid[SID_MAX];
+	char            call_sid[SID_MAX];
+	char            account_sid[SID_MAX];
+	char            persona[SID_MAX];
+	struct log_call ids;
+	uint64_t        seq; /* the last one used */
+	uint64_t        started_us;
+	bool            ended; /* call.ended is queued: nothing more */
+};
+
+int
+hooks_alloc(
+    struct hooks **out, const struct webhook_opts *o, char *err, size_t errlen)
+{
+	struct hooks *h;
+	int           rc;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return ENOMEM;
+	h->log = o->log;
+	if (!o->url || !*o->url) {
+		LOGI(o->log, NULL,
+		    "webhooks off: EXOPLEX_WEBHOOK_URL is not set (no outbox, "
+		    "no events)");
+		*out = h;
+		return 0;
+	}
+	if ((rc = webhook_alloc(&h->w, o, err, errlen))) {
+		free(h);
+		return rc;
+	}
+	LOGI(o->log, NULL, "webhooks to %s (outbox %s/%s%s)", o->url,
+	    o->state_dir && *o->state_dir ? o->state_dir : ".", OUTBOX_FILE,
+	    o->secret && *o->secret ? ", signed" : ", NOT signed");
+	*out = h;
+	return 0;
+}
+
+void
+hooks_free(struct hooks *h)
+{
+	if (!h)
+		return;
+	webhook_free(h->w);
+	free(h);
+}
+
+void
+hooks_state(struct hooks *h, char *buf, size_t len)
+{
+	char s[256];
+
+	if (!h || !h->w) {
+		snprintf(buf, len, "webhooks off");
+		return;
+	}
+	webhook_state(h->w, s, sizeof(s));
+	snprintf(buf, len, "webhooks %s", s);
+}
+
+static void
+copy(char *dst, const char *src)
+{
+	snprintf(dst, SID_MAX, "%s", src ? src : "");
+}
+
+static struct events_call
+head(struct hooks_call *c, uint64_t ts_us)
+{
+	return (struct events_call) { c->call_sid, c->stream_sid,
+		c->account_sid, ++c->seq, ts_us ? ts_us : wall_us() };
+}
+
+/* Commits body (and frees it). */
+static void
+queue(struct hooks_call *c, const char *event, char *body, unsigned flags)
+{
+	struct outbox_new ev
+	    = { c->stream_sid, c->seq, event, body, flags, c->started_us, 0 };
+
+	if (!body) {
+		LOGE(c->h->log, &c->ids,
+		    "webhook %s seq %llu LOST: out of memory building it",
+		    event, (unsigned long long)c->seq);
+		return;
+	}
+	webhook_enqueue(c->h->w, &ev);
+	free(body);
+}
+
+struct hooks_call *
+hooks_call_open(struct hooks *h, const Exo__CallStart *cs, const char *persona)
+{
+	struct hooks_call *c;
+	struct outbox_call oc;
+
+	if (!h || !h->w)
+		return NULL;
+	if (!(c = calloc(1, sizeof(*c)))) {
+		LOGE(h->log, NULL, "webhooks: out of memory for a call");
+		return NULL;
+	}
+	c->h = h;
+	copy(c->stream_sid, cs->stream_sid);
+	copy(c->call_sid, cs->call_sid);
+	copy(c->account_sid, cs->account_sid);
+	copy(c->persona, persona ? persona : cs->persona);
+	c->ids        = (struct log_call) { c->call_sid, c->stream_sid };
+	c->started_us = cs->started_us ? cs->started_us : wall_us();
+	if (webhook_call_get(h->w, c->stream_sid, &oc)) {
+		LOGE(h->log, &c->ids,
+		    "webhooks: cannot read the outbox: this call's events are "
+		    "not tracked");
+		free(c);
+		return NULL;
+	}
+	c->seq = oc.last_seq;
+	if (oc.ended) {
+		/* Already over as far as the frontend knows. */
+		c->ended = true;
+		return c;
+	}
+	if (oc.started) {
+		if (oc.started_us)
+			c->started_us = oc.started_us;
+		LOGI(h->log, &c->ids,
+		    "webhooks: call.started already queued; continuing at seq "
+		    "%llu",
+		    (unsigned long long)c->seq + 1);
+		return c;
+	}
+
+	/* custom_parameters as a list (secrets are dropped by events.c). */
+	struct events_kv *kv = NULL;
+	if (cs->n_custom_parameters
+	    && !(kv = calloc(cs->n_custom_parameters, sizeof(*kv)))) {
+		free(c);
+		return NULL;
+	}
+	for (size_t i = 0; i < cs->n_custom_parameters; i++)
+		kv[i] = (struct events_kv) { cs->custom_parameters[i]->key,
+			cs->custom_parameters[i]->value };
+	struct events_started s   = { cs->from, cs->to, cs->sample_rate,
+		  c->persona, cs->refused && *cs->refused ? "refused" : cs->mode,
+		  kv, cs->n_custom_parameters };
+	struct events_call    ids = head(c, c->started_us);
+	queue(c, EVENTS_STARTED, events_call_started(&ids, &s), OUTBOX_STARTS);
+	free(kv);
+	return c;
+}
+
+void
+hooks_call_persona(struct hooks_call *c, const char *persona)
+{
+	if (c)
+		copy(c->persona, persona);
+}
+
+void
+hooks_call_dtmf(
+    struct hooks_call *c, const char *digit, unsigned duration_ms, uint64_t ts)
+{
+	if (!c || c->ended)
+		return;
+	struct events_call ids = head(c, ts);
+	struct events_dtmf d   = { digit, duration_ms };
+	queue(c, EVENTS_DTMF, events_dtmf(&ids, &d), 0);
+}
+
+static int64_t
+offset_ms(const struct hooks_call *c, uint64_t us)
+{
+	if (!us)
+		return -1;
+	return us > c->started_us ? (int64_t)((us - c->started_us) / 1000) : 0;
+}
+
+void
+hooks_call_transcript(struct hooks_call *c, const char *speaker,
+    const char *text, bool final, uint64_t start_us, uint64_t end_us)
+{
+	if (!c || c->ended)
+		return;
+	struct events_call       ids = head(c, 0);
+	struct events_transcript t   = { speaker, text, final,
+		  offset_ms(c, start_us), offset_ms(c, end_us) };
+	queue(c, EVENTS_TRANSCRIPT, events_transcript(&ids, &t), 0);
+}
+
+void
+hooks_call_end(
+    struct hooks_call *c, const char *reason, const struct events_counters *k)
+{
+	struct events_counters none = { 0, 0, 0, 0 };
+
+	if (!c)
+		return;
+	if (!c->ended) {
+		struct events_call  ids = head(c, 0);
+		struct events_ended e   = { reason,
+                        ids.ts_us > c->started_us
+			      ? (ids.ts_us - c->started_us) / 1000
+			      : 0,
+			  c->persona, k ? *k : none };
+		queue(
+		    c, EVENTS_ENDED, events_call_ended(&ids, &e), OUTBOX_ENDS);
+	}
+	free(c);
+}
+
+void
+hooks_call_close(struct hooks_call *c)
+{
+	free(c);
+}

@@ -1,0 +1,67 @@
+/*
+ * hooks.h - egress's calls as webhook events (docs/webhooks.md).
+ *
+ * The glue between egress's call table and the webhook outbox: a struct
+ * hooks_call per call numbers its events (seq, from 1, continued across
+ * egress restarts from the outbox's call record), builds their bodies
+ * (events.h) and commits them (webhook.h). A call re-announced to a
+ * restarted egress whose call.started is already in the outbox does not
+ * get a second one. With EXOPLEX_WEBHOOK_URL unset everything here is a
+ * no-op: hooks_call_open returns NULL and every hooks_call_* function
+ * accepts NULL.
+ *
+ * All functions but hooks_state run on egress's event-loop thread.
+ */
+#ifndef EXO_HOOKS_H
+#define EXO_HOOKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "events.h"
+#include "exoplex.pb-c.h"
+#include "webhook.h"
+
+struct hooks;
+struct hooks_call;
+
+/* o->url NULL or "": webhooks off (said once in the log). Otherwise
+ * starts delivery (webhook_alloc: see its errors). The caller frees with
+ * hooks_free and keeps o's strings alive. */
+int  hooks_alloc(struct hooks **out, const struct webhook_opts *o, char *err,
+     size_t errlen);
+void hooks_free(struct hooks *h);
+
+/* For /readyz's detail: "webhooks off" or "webhooks ok, backlog 0", ...
+ * Thread-safe. Never makes egress unready: a down frontend is a detail. */
+void hooks_state(struct hooks *h, char *buf, size_t len);
+
+/* A call starts (or is re-announced, or was refused: cs->refused). Queues
+ * call.started unless the outbox says it already was. persona: the one
+ * chosen for the call (NULL = cs->persona). Returns NULL when webhooks
+ * are off or the call cannot be tracked (logged); free with
+ * hooks_call_end or hooks_call_close. */
+struct hooks_call *hooks_call_open(
+    struct hooks *h, const Exo__CallStart *cs, const char *persona);
+
+/* The persona once it is decided (for call.ended). */
+void hooks_call_persona(struct hooks_call *c, const char *persona);
+
+void hooks_call_dtmf(struct hooks_call *c, const char *digit,
+    unsigned duration_ms, uint64_t ts_us);
+
+/* speaker "caller" or "agent"; start_us/end_us: wall clock of the speech
+ * (0 = unknown), sent as ms from the call's start. */
+void hooks_call_transcript(struct hooks_call *c, const char *speaker,
+    const char *text, bool final, uint64_t start_us, uint64_t end_us);
+
+/* Queues call.ended (reason: see events_reason) and frees c. */
+void hooks_call_end(
+    struct hooks_call *c, const char *reason, const struct events_counters *k);
+
+/* Frees c without an event: egress stops while the call goes on (a
+ * restarted egress continues it). */
+void hooks_call_close(struct hooks_call *c);
+
+#endif
