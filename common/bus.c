@@ -84,6 +84,9 @@ bus_droppable(const Exo__Frame *f)
 	switch (f->body_case) {
 	case EXO__FRAME__BODY_CALLER_AUDIO:
 	case EXO__FRAME__BODY_PLAYBACK_AUDIO:
+	/* Playout reports are stale as soon as a newer one exists. */
+	case EXO__FRAME__BODY_MARK:
+	case EXO__FRAME__BODY_PLAYOUT:
 		return true;
 	case EXO__FRAME__BODY_UPLINK_OGG:
 		return f->uplink_ogg && !f->uplink_ogg->header;
