@@ -42,6 +42,8 @@ callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
 	cs->started_us  = ci->started_us;
 	cs->reannounce  = reannounce;
 	cs->mode        = (char *)(ci->mode && *ci->mode ? ci->mode : "agent");
+	if (ci->refused && *ci->refused)
+		cs->refused = (char *)ci->refused;
 
 	f->call_id    = (char *)ci->stream_sid;
 	f->body_case  = EXO__FRAME__BODY_CALL_START;

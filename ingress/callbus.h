@@ -19,7 +19,8 @@ struct call_info {
 	struct exotel_start start; /* as parsed from Exotel's start */
 	int                 rate; /* the call's rate, decided */
 	uint64_t            started_us; /* wall clock of start */
-	const char *mode; /* call_start.mode: NULL = "agent"; "refused" */
+	const char *mode;    /* call_start.mode: NULL = "agent" */
+	const char *refused; /* call_start.refused: NULL, or why refused */
 };
 
 /* Storage behind a call_start frame's pointers. */

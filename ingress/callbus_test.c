@@ -85,11 +85,11 @@ test_start(void)
 		TEST_STREQ(ci.start.custom[0].key, "flag");
 		TEST_STREQ(ci.start.custom[1].val, "");
 	}
-	ci.mode = "refused";
+	ci.refused = "auth_failed";
 	callbus_start_frame(&f, &b, &ci, false);
 	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
 	cs = g->call_start;
-	TEST_STREQ(cs->mode, "refused");
+	TEST_STREQ(cs->refused, "auth_failed");
 	TEST_ASSERT(!cs->reannounce);
 	TEST_EQ(cs->n_custom_parameters, 1);
 	TEST_STREQ(cs->custom_parameters[0]->key, "flag");

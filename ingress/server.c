@@ -12,7 +12,7 @@
  * sockets waiting for their start get 503. At start: credentials (if none
  * came at the upgrade, custom_parameters.token), then capacity. A refused
  * call is closed (1008 auth, 1013 capacity) and reported on the control
- * link only as call_start{mode="refused"} + call_stop{reason}; the
+ * link only as call_start{refused=reason} + call_stop{reason}; the
  * transcoder never hears of it.
  *
  * Call lifecycle and the call_stop reason sent on both links:
@@ -476,7 +476,7 @@ report_refusal(struct server *s, struct conn *c, const char *reason)
 		LOGD(s->o.log, &c->lc, "refused call not reported on the bus");
 		return;
 	}
-	c->ci.mode = "refused";
+	c->ci.refused = reason;
 	callbus_start_frame(&f, &b, &c->ci, false);
 	send_control(s, c, &f);
 	f = (Exo__Frame)EXO__FRAME__INIT;
@@ -701,6 +701,10 @@ on_media(struct server *s, struct conn *c, const struct exotel_msg *m)
 	f.ts_us = wall_us();
 	f.seq   = ++c->seq_t;
 	bus_send(s->o.bus_transcoder, &f);
+	/* The same audio goes straight to egress for speech-to-text, so
+	 * transcripts do not depend on the transcoder being up. */
+	f.seq = ++c->seq_c;
+	bus_send(s->o.bus_control, &f);
 }
 
 static void

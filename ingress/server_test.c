@@ -70,8 +70,8 @@ peer_poll(struct peer *p)
 				p->starts++;
 				snprintf(p->start_mode, sizeof(p->start_mode),
 				    "%s", f->call_start->mode);
-				if (strcmp(f->call_start->mode, "refused")
-				    == 0)
+				if (strcmp(f->call_start->refused, "")
+				    != 0)
 					p->refused++;
 				p->n_custom
 				    = f->call_start->n_custom_parameters;
@@ -1155,7 +1155,7 @@ test_auth(void)
 		pump(&c, 10);
 	client_close(&c);
 	TEST_EQ(fx.pc.refused, 2);
-	TEST_STREQ(fx.pc.start_mode, "refused");
+	TEST_STREQ(fx.pc.start_mode, "agent");
 	TEST_EQ(fx.pc.n_custom, 1); /* the wrong token is not passed on */
 	TEST_STREQ(fx.pc.stop_reason, "auth_failed");
 	TEST_EQ(fx.pc.stops, 6);
