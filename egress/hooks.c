@@ -52,9 +52,12 @@ hooks_alloc(
 		free(h);
 		return rc;
 	}
-	LOGI(o->log, NULL, "webhooks to %s (outbox %s/%s%s)", o->url,
-	    o->state_dir && *o->state_dir ? o->state_dir : ".", OUTBOX_FILE,
-	    o->secret && *o->secret ? ", signed" : ", NOT signed");
+	LOGI(o->log, NULL, "webhooks to %s (outbox %s/%s)", o->url,
+	    o->state_dir && *o->state_dir ? o->state_dir : ".", OUTBOX_FILE);
+	if (!o->secret || !*o->secret)
+		LOGW(o->log, NULL,
+		    "webhooks are NOT signed: EXOPLEX_WEBHOOK_SECRET is not "
+		    "set, so the frontend cannot tell them from forgeries");
 	*out = h;
 	return 0;
 }
