@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 
 #define SID_MAX 128
@@ -29,6 +30,68 @@ struct hooks_call {
 	uint64_t        started_us;
 	bool            ended; /* call.ended is queued: nothing more */
 };
+
+static int
+check_url(const char *v, char *err, size_t errlen)
+{
+	return *v ? webhook_check_url(v, err, errlen) : 0;
+}
+
+size_t
+hooks_cfg_opts(struct cfg_opt *out, struct webhook_opts *o)
+{
+	size_t n = 0;
+
+#define NUM(flag, env, def, field, lo, hi, help)                              \
+	out[n++] = (struct cfg_opt) { flag, env, def, CFG_INT, &o->field, lo, \
+		hi, NULL, false, help, NULL }
+	// clang-format off
+	out[n++] = (struct cfg_opt) { "webhook-url", "EXOPLEX_WEBHOOK_URL",
+	    NULL, CFG_STR, &o->url, 0, 0, NULL, false,
+	    "frontend endpoint (http:// or https://) for call events; unset = "
+	    "webhooks off", check_url };
+	out[n++] = (struct cfg_opt) { "webhook-secret",
+	    "EXOPLEX_WEBHOOK_SECRET", NULL, CFG_STR, &o->secret, 0, 0, NULL,
+	    true, "HMAC-SHA256 key: X-Exoplex-Signature on every webhook",
+	    NULL };
+	out[n++] = (struct cfg_opt) { "webhook-headers",
+	    "EXOPLEX_WEBHOOK_HEADERS", NULL, CFG_STR, &o->headers, 0, 0, NULL,
+	    true, "extra headers: 'Name: value' entries separated by newlines "
+	    "or ';;', or @file", webhook_check_headers };
+	out[n++] = (struct cfg_opt) { "state-dir", "EXOPLEX_STATE_DIR", ".",
+	    CFG_STR, &o->state_dir, 0, 0, NULL, false,
+	    "directory of egress's durable state (outbox.db, the webhook "
+	    "outbox)", NULL };
+	out[n++] = (struct cfg_opt) { "outbox-sync", "EXOPLEX_OUTBOX_SYNC",
+	    "normal", CFG_ENUM, &o->sync, 0, 0, "normal|full", false,
+	    "full: fsync every webhook event (survives power loss; a disk "
+	    "flush per event)", NULL };
+	NUM("webhook-connect-timeout-ms", "EXOPLEX_WEBHOOK_CONNECT_TIMEOUT_MS",
+	    "5000", connect_timeout_ms, 1, 600000,
+	    "time to connect to the frontend");
+	NUM("webhook-timeout-ms", "EXOPLEX_WEBHOOK_TIMEOUT_MS", "10000",
+	    timeout_ms, 1, 600000, "time for a whole webhook request");
+	NUM("webhook-backoff-ms", "EXOPLEX_WEBHOOK_BACKOFF_MS", "1000",
+	    backoff_ms, 1, 3600000, "first retry delay (doubles, jittered)");
+	NUM("webhook-backoff-max-ms", "EXOPLEX_WEBHOOK_BACKOFF_MAX_MS",
+	    "60000", backoff_max_ms, 1, 86400000, "longest retry delay");
+	NUM("webhook-max-age-s", "EXOPLEX_WEBHOOK_MAX_AGE_S", "86400",
+	    max_age_s, 1, 365L * 86400,
+	    "undelivered this long: moved to the outbox's dead_letter table");
+	NUM("webhook-breaker-failures", "EXOPLEX_WEBHOOK_BREAKER_FAILURES",
+	    "5", breaker_failures, 1, 1000000,
+	    "failed requests in a row that stop sending (then probe)");
+	NUM("webhook-breaker-probe-ms", "EXOPLEX_WEBHOOK_BREAKER_PROBE_MS",
+	    "5000", breaker_probe_ms, 1, 3600000,
+	    "while stopped: one probe request this often");
+	NUM("webhook-concurrency", "EXOPLEX_WEBHOOK_CONCURRENCY", "4",
+	    concurrency, 1, 256, "webhook requests at once (one per call)");
+	NUM("webhook-flush-ms", "EXOPLEX_WEBHOOK_FLUSH_MS", "3000", flush_ms,
+	    1, 600000, "at stop: time spent delivering what is due");
+	// clang-format on
+#undef NUM
+	return n;
+}
 
 int
 hooks_alloc(

@@ -23,8 +23,15 @@
 #include "exoplex.pb-c.h"
 #include "webhook.h"
 
+struct cfg_opt;
 struct hooks;
 struct hooks_call;
+
+/* Fills out[0..HOOKS_CFG_N) with the webhook settings bound to o
+ * (EXOPLEX_WEBHOOK_*, EXOPLEX_STATE_DIR, EXOPLEX_OUTBOX_SYNC; see
+ * docs/webhooks.md). Returns HOOKS_CFG_N. */
+#define HOOKS_CFG_N 14
+size_t hooks_cfg_opts(struct cfg_opt *out, struct webhook_opts *o);
 
 /* o->url NULL or "": webhooks off (said once in the log). Otherwise
  * starts delivery (webhook_alloc: see its errors). The caller frees with

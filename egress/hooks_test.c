@@ -6,6 +6,7 @@
 #include "hooks.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "sink.h"
@@ -280,6 +282,39 @@ test_refused_and_off(void)
 }
 
 static int
+test_settings(void)
+{
+	struct webhook_opts o = { 0 };
+	struct cfg_opt      t[HOOKS_CFG_N];
+	char                err[512];
+	char *argv[] = { "x", "--webhook-url", "https://h.example/hooks",
+		"--webhook-headers", "apikey: K;;Prefer: return=minimal",
+		"--webhook-max-age-s", "60", "--outbox-sync", "full", NULL };
+
+	TEST_EQ(hooks_cfg_opts(t, &o), HOOKS_CFG_N);
+	TEST_EQ(cfg_parse(t, HOOKS_CFG_N, 9, argv, "x", err, sizeof(err)), 0);
+	TEST_STREQ(o.url, "https://h.example/hooks");
+	TEST_STREQ(o.headers, "apikey: K;;Prefer: return=minimal");
+	TEST_EQ(o.max_age_s, 60);
+	TEST_EQ(o.concurrency, 4);
+	TEST_EQ(o.backoff_max_ms, 60000);
+	TEST_STREQ(o.sync, "full");
+	TEST_STREQ(o.state_dir, ".");
+	TEST_ASSERT(o.secret == NULL);
+
+	char *bad[] = { "x", "--webhook-headers", "Host: x", NULL };
+	memset(&o, 0, sizeof(o));
+	TEST_EQ(
+	    cfg_parse(t, HOOKS_CFG_N, 3, bad, "x", err, sizeof(err)), EINVAL);
+	TEST_ASSERT(strstr(err, "EXOPLEX_WEBHOOK_HEADERS"));
+	char *badurl[] = { "x", "--webhook-url", "ftp://x", NULL };
+	TEST_EQ(cfg_parse(t, HOOKS_CFG_N, 3, badurl, "x", err, sizeof(err)),
+	    EINVAL);
+	TEST_ASSERT(strstr(err, "EXOPLEX_WEBHOOK_URL"));
+	return 0;
+}
+
+static int
 teardown(void)
 {
 	char cmd[300];
@@ -291,4 +326,5 @@ teardown(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_call), TEST(test_refused_and_off), TEST(teardown))
+TEST_MAIN(TEST(test_call), TEST(test_refused_and_off), TEST(test_settings),
+    TEST(teardown))

@@ -766,8 +766,9 @@ webhook_alloc(struct webhook **out, const struct webhook_opts *o, char *err,
 		goto out;
 	snprintf(path, sizeof(path), "%s/%s",
 	    o->state_dir && *o->state_dir ? o->state_dir : ".", OUTBOX_FILE);
-	if ((rc = outbox_open(&w->wr, path, o->sync_full, err, errlen))
-	    || (rc = outbox_open(&w->rd, path, o->sync_full, err, errlen)))
+	bool full = o->sync && !strcmp(o->sync, "full");
+	if ((rc = outbox_open(&w->wr, path, full, err, errlen))
+	    || (rc = outbox_open(&w->rd, path, full, err, errlen)))
 		goto out;
 	rc = ENOMEM;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {

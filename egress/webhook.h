@@ -37,7 +37,7 @@ struct webhook_opts {
 	const char     *secret; /* HMAC key; NULL or "" = unsigned */
 	const char     *headers; /* EXOPLEX_WEBHOOK_HEADERS; may be NULL */
 	const char     *state_dir; /* EXOPLEX_STATE_DIR: holds outbox.db */
-	bool            sync_full; /* see outbox_open */
+	const char     *sync; /* "normal" (NULL) or "full": see outbox_open */
 	/* Numbers are long so a cfg_opt table can bind them; 0 = default. */
 	long connect_timeout_ms; /* 0 = 5000 */
 	long timeout_ms; /* whole request; 0 = 10000 */
