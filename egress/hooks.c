@@ -164,8 +164,15 @@ head(struct hooks_call *c, uint64_t ts_us)
 static void
 queue(struct hooks_call *c, const char *event, char *body, unsigned flags)
 {
-	struct outbox_new ev
-	    = { c->stream_sid, c->seq, event, body, flags, c->started_us, 0 };
+	struct outbox_new ev = { .call = c->stream_sid,
+		.seq                   = c->seq,
+		.event                 = event,
+		.body                  = body,
+		.flags                 = flags,
+		.started_us            = c->started_us,
+		.call_sid              = c->call_sid,
+		.account_sid           = c->account_sid,
+		.persona               = c->persona };
 
 	if (!body) {
 		LOGE(c->h->log, &c->ids,
@@ -235,6 +242,27 @@ hooks_call_open(struct hooks *h, const Exo__CallStart *cs, const char *persona)
 	struct events_call    ids = head(c, c->started_us);
 	queue(c, EVENTS_STARTED, events_call_started(&ids, &s), OUTBOX_STARTS);
 	free(kv);
+	return c;
+}
+
+struct hooks_call *
+hooks_call_find(struct hooks *h, const char *stream_sid)
+{
+	struct hooks_call *c;
+	struct outbox_call oc;
+
+	if (!h || !h->w || !stream_sid
+	    || webhook_call_get(h->w, stream_sid, &oc) || !oc.started
+	    || oc.ended || !(c = calloc(1, sizeof(*c))))
+		return NULL;
+	c->h = h;
+	copy(c->stream_sid, stream_sid);
+	copy(c->call_sid, oc.call_sid);
+	copy(c->account_sid, oc.account_sid);
+	copy(c->persona, oc.persona);
+	c->ids        = (struct log_call) { c->call_sid, c->stream_sid };
+	c->seq        = oc.last_seq;
+	c->started_us = oc.started_us;
 	return c;
 }
 

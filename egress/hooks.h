@@ -52,6 +52,11 @@ void hooks_state(struct hooks *h, char *buf, size_t len);
 struct hooks_call *hooks_call_open(
     struct hooks *h, const Exo__CallStart *cs, const char *persona);
 
+/* A call egress does not know (it was restarted) ends: the call as the
+ * outbox remembers it, if its call.started was queued and its call.ended
+ * was not; else NULL. End it with hooks_call_end (counters unknown). */
+struct hooks_call *hooks_call_find(struct hooks *h, const char *stream_sid);
+
 /* The persona once it is decided (for call.ended). */
 void hooks_call_persona(struct hooks_call *c, const char *persona);
 

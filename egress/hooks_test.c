@@ -258,6 +258,28 @@ test_refused_and_off(void)
 	TEST_STREQ(F(0, "mode"), "refused");
 	TEST_STREQ(F(1, "reason"), "no_capacity");
 	TEST_STREQ(F(1, "counters.reconnects"), "0");
+	TEST_ASSERT(hooks_call_find(h, "S2") == NULL); /* ended */
+	TEST_ASSERT(hooks_call_find(h, "nobody") == NULL);
+
+	/* egress restarts and hears only the end of a call it had
+	 * started: call.ended from the outbox's record of it. */
+	cs = start("S3", NULL, 0);
+	c  = hooks_call_open(h, &cs, "p1");
+	hooks_call_dtmf(c, "4", 50, 0);
+	hooks_call_close(c);
+	hooks_free(h);
+	h = NULL;
+	TEST_EQ(hooks_alloc(&h, &o, err, sizeof(err)), 0);
+	c = hooks_call_find(h, "S3");
+	TEST_ASSERT(c);
+	hooks_call_end(c, "callended", NULL);
+	TEST_EQ(wait_n(&g, 5), 0);
+	TEST_STREQ(F(4, "event"), "call.ended");
+	TEST_STREQ(F(4, "seq"), "3");
+	TEST_STREQ(F(4, "call_sid"), "CA1");
+	TEST_STREQ(F(4, "account_sid"), "AC1");
+	TEST_STREQ(F(4, "persona"), "p1");
+	TEST_ASSERT(atol(F(4, "duration_ms")) >= 5000);
 	hooks_state(h, st, sizeof(st));
 	TEST_ASSERT(!strncmp(st, "webhooks ok", 11));
 	got_clear(&g);

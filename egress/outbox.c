@@ -50,16 +50,26 @@ enum {
 };
 
 static const char *const sql[ST_N] = {
-	[ST_CALL_GET] = "SELECT last_seq, started, ended, started_us "
+	[ST_CALL_GET] = "SELECT last_seq, started, ended, started_us, "
+	                "call_sid, account_sid, persona, updated_us "
 	                "FROM calls WHERE call = ?1",
+	/* The ids are kept from call.started: enough to end the call
+	 * (call.ended) if a restarted egress hears only of its end. */
 	[ST_CALL_PUT] = "INSERT INTO calls (call, last_seq, started, ended, "
-	                "started_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, "
-	                "?6) ON CONFLICT (call) DO UPDATE SET "
+	                "started_us, updated_us, call_sid, account_sid, "
+	                "persona) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+	                "ON CONFLICT (call) DO UPDATE SET "
 	                "last_seq = max(last_seq, excluded.last_seq), "
 	                "started = started OR excluded.started, "
 	                "ended = ended OR excluded.ended, "
 	                "started_us = CASE WHEN excluded.started "
 	                "THEN excluded.started_us ELSE started_us END, "
+	                "call_sid = CASE WHEN excluded.started "
+	                "THEN excluded.call_sid ELSE call_sid END, "
+	                "account_sid = CASE WHEN excluded.started "
+	                "THEN excluded.account_sid ELSE account_sid END, "
+	                "persona = CASE WHEN excluded.started "
+	                "THEN excluded.persona ELSE persona END, "
 	                "updated_us = excluded.updated_us",
 	[ST_INSERT] = "INSERT INTO events (call, seq, event, body, delivery, "
 	              "created_us, attempts, next_us) VALUES (?1, ?2, ?3, "
@@ -122,7 +132,10 @@ static const char schema[]
       " started INTEGER NOT NULL,"
       " ended INTEGER NOT NULL,"
       " started_us INTEGER NOT NULL,"
-      " updated_us INTEGER NOT NULL);"
+      " updated_us INTEGER NOT NULL,"
+      " call_sid TEXT,"
+      " account_sid TEXT,"
+      " persona TEXT);"
       "PRAGMA user_version = 1;";
 
 struct outbox {
@@ -254,6 +267,14 @@ count(struct outbox *ob, int i, uint64_t *v)
 	return rc;
 }
 
+static void
+col_copy(char dst[OUTBOX_SID_MAX], sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	snprintf(dst, OUTBOX_SID_MAX, "%s", s ? s : "");
+}
+
 int
 outbox_call_get(struct outbox *ob, const char *call, struct outbox_call *c)
 {
@@ -268,6 +289,10 @@ outbox_call_get(struct outbox *ob, const char *call, struct outbox_call *c)
 		c->started    = sqlite3_column_int(st, 1) != 0;
 		c->ended      = sqlite3_column_int(st, 2) != 0;
 		c->started_us = (uint64_t)sqlite3_column_int64(st, 3);
+		col_copy(c->call_sid, st, 4);
+		col_copy(c->account_sid, st, 5);
+		col_copy(c->persona, st, 6);
+		c->updated_us = (uint64_t)sqlite3_column_int64(st, 7);
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : EIO;
@@ -313,6 +338,9 @@ outbox_enqueue(struct outbox *ob, const struct outbox_new *ev,
 	sqlite3_bind_int(st, 4, (ev->flags & OUTBOX_ENDS) != 0);
 	sqlite3_bind_int64(st, 5, (int64_t)ev->started_us);
 	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_text(st, 7, ev->call_sid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, ev->account_sid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, ev->persona, -1, SQLITE_STATIC);
 	if (run(st) || run(stmt(ob, ST_COMMIT)))
 		goto fail;
 	if (delivery)

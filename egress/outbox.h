@@ -25,6 +25,7 @@
 
 #define OUTBOX_FILE "outbox.db"
 #define OUTBOX_ID_LEN 33 /* 32 hex digits and a NUL */
+#define OUTBOX_SID_MAX 128 /* ids kept per call, with the NUL */
 
 struct outbox;
 
@@ -44,6 +45,11 @@ struct outbox_call {
 	bool     started; /* its call.started is queued (or sent) */
 	bool     ended; /* its call.ended is queued (or sent) */
 	uint64_t started_us; /* as given with OUTBOX_STARTS */
+	uint64_t updated_us; /* the last event's now_us */
+	/* As given with OUTBOX_STARTS ("" if not, or longer than kept). */
+	char call_sid[OUTBOX_SID_MAX];
+	char account_sid[OUTBOX_SID_MAX];
+	char persona[OUTBOX_SID_MAX];
 };
 int outbox_call_get(
     struct outbox *ob, const char *call, struct outbox_call *c);
@@ -59,6 +65,10 @@ struct outbox_new {
 	unsigned    flags; /* OUTBOX_STARTS, OUTBOX_ENDS */
 	uint64_t    started_us; /* with OUTBOX_STARTS: the call's start */
 	uint64_t    now_us;
+	/* With OUTBOX_STARTS: kept in the call's record (may be NULL). */
+	const char *call_sid;
+	const char *account_sid;
+	const char *persona;
 };
 
 /* Commits one event (and the call's new state) in one transaction, due

@@ -36,14 +36,21 @@ static int
 put(struct outbox *ob, const char *call, uint64_t seq, uint64_t now, char *id)
 {
 	char              body[64];
-	struct outbox_new ev = { call, seq, "dtmf", body, 0, 0, now };
+	struct outbox_new ev = { .call = call,
+		.seq                   = seq,
+		.event                 = "dtmf",
+		.body                  = body,
+		.now_us                = now };
 
 	snprintf(body, sizeof(body), "{\"call\":\"%s\",\"seq\":%llu}", call,
 	    (unsigned long long)seq);
 	if (seq == 1) {
-		ev.event      = "call.started";
-		ev.flags      = OUTBOX_STARTS;
-		ev.started_us = now;
+		ev.event       = "call.started";
+		ev.flags       = OUTBOX_STARTS;
+		ev.started_us  = now;
+		ev.call_sid    = "CA-";
+		ev.account_sid = "AC";
+		ev.persona     = NULL;
 	}
 	return outbox_enqueue(ob, &ev, id);
 }
@@ -266,6 +273,10 @@ test_reopen(void)
 	TEST_ASSERT(c.started);
 	TEST_ASSERT(!c.ended);
 	TEST_EQ(c.started_us, 100);
+	TEST_EQ(c.updated_us, 200);
+	TEST_STREQ(c.call_sid, "CA-");
+	TEST_STREQ(c.account_sid, "AC");
+	TEST_STREQ(c.persona, "");
 	TEST_EQ(outbox_call_get(ob, "nobody", &c), 0);
 	TEST_EQ(c.last_seq, 0);
 	TEST_ASSERT(!c.started);
@@ -292,9 +303,13 @@ test_retry_now_and_prune(void)
 	struct outbox      *ob = fresh();
 	struct outbox_event e[4];
 	struct outbox_call  c;
-	struct outbox_new   end
-	    = { "A", 2, "call.ended", "{}", OUTBOX_ENDS, 0, 300 };
-	size_t n;
+	struct outbox_new   end = { .call = "A",
+		  .seq                    = 2,
+		  .event                  = "call.ended",
+		  .body                   = "{}",
+		  .flags                  = OUTBOX_ENDS,
+		  .now_us                 = 300 };
+	size_t              n;
 
 	TEST_ASSERT(ob);
 	TEST_EQ(put(ob, "A", 1, 100, NULL), 0);

@@ -316,8 +316,9 @@ enqueue(struct webhook *w, const char *sid, uint64_t seq)
 	struct events_call ids = { "CA", sid, "AC", seq, 0 };
 	struct events_dtmf d   = { "5", 100 };
 	char              *b   = events_dtmf(&ids, &d);
-	struct outbox_new  ev  = { sid, seq, EVENTS_DTMF, b, 0, 0, 0 };
-	int                rc;
+	struct outbox_new  ev
+	    = { .call = sid, .seq = seq, .event = EVENTS_DTMF, .body = b };
+	int rc;
 
 	if (!b)
 		return ENOMEM;
