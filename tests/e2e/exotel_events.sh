@@ -11,7 +11,8 @@
 #      - ingress logs the custom parameters' keys at start (values are
 #        not logged: they may be secrets);
 #      - the call runs to its stop: the caller hears 1 kHz, no violations.
-#   b. A 10 s call that presses '#' at 3 s: ingress closes the socket
+#   b. A 10 s call (numbers as JSON numbers, the DTMF duration included)
+#      that presses '#' at 3 s: ingress closes the socket
 #      itself (closed_by server, 1000) before the caller's stop, counts a
 #      DTMF hang-up, and the '#' still reached egress.
 . "$(dirname "$0")/exotel_lib.sh"
@@ -36,6 +37,7 @@ want_metric "$ADM_I" 'exoplex_exotel_messages_in_total{event="dtmf"}' -eq 2
 want_metric "$ADM_I" 'exoplex_exotel_messages_out_total{event="mark"}' -gt 0
 want_metric "$ADM_I" 'exoplex_mark_echoes_total{result="matched"}' -gt 0
 want_metric "$ADM_E" "$MARK_IN" -gt 0
+want_metric "$ADM_E" 'exoplex_bus_frames_total{link="control",dir="in",kind="playout"}' -gt 0
 want_metric "$ADM_I" 'exoplex_dtmf_hangups_total' -eq 0
 sid=$(json_get "$T/a.json" "d['stream_sid']")
 grep "call started" "$T/ingress.log" | grep -F "$sid" |
@@ -44,7 +46,7 @@ grep "call started" "$T/ingress.log" | grep -F "$sid" |
 grep -F 'alice' "$T/ingress.log" >/dev/null &&
 	fail "ingress logged a custom parameter's value"
 
-call b --url "$URL" --seconds 10 --tone 1000 --dtmf '#@3000' \
+call b --url "$URL" --seconds 10 --tone 1000 --dtmf '#@3000' --numbers \
 	--expect-closed-by server --expect-close-code 1000
 want_rc b 0
 want b "d['closed_by'] == 'server' and d['close_code'] == 1000"
