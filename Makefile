@@ -12,7 +12,7 @@ DEB_PACKAGES = build-essential cmake pkg-config git \
 	libwebsockets-dev libopus-dev libsoxr-dev libogg-dev \
 	libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler \
 	libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcjson-dev \
-	libssl-dev opus-tools curl python3 ca-certificates
+	libssl-dev libinih-dev opus-tools curl python3 ca-certificates
 
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
