@@ -176,10 +176,13 @@ ppurl_encode(char *dst, size_t dstlen, const char *src)
 	size_t            n     = 0;
 
 	for (const unsigned char *s = (const unsigned char *)src; *s; s++) {
-		if (is_unreserved(*s)) {
+		if (is_unreserved(*s) || *s == ' ') {
+			/* A space as '+' (form encoding, which aiohttp's
+			 * query decodes): one byte where %20 takes three,
+			 * and prompts are mostly spaces and letters. */
 			if (n + 1 >= dstlen)
 				return (size_t)-1;
-			dst[n++] = (char)*s;
+			dst[n++] = *s == ' ' ? '+' : (char)*s;
 		} else {
 			if (n + 3 >= dstlen)
 				return (size_t)-1;

@@ -5,8 +5,8 @@
  * wss://host:port/path (IPv6 as [::1]; default ports 80 and 443). A URL
  * without a path (or with just "/") means /api/chat; any other path is
  * used as given. The request target adds voice_prompt and text_prompt,
- * percent-encoded (RFC 3986 unreserved characters stay, every other byte
- * becomes %XX, so a space is %20 and '+' is %2B). `seed` is never sent:
+ * form-encoded (RFC 3986 unreserved characters stay, a space becomes '+',
+ * every other byte %XX, so '+' is %2B). `seed` is never sent:
  * the reference server crashes on it (research/personaplex.md §1.3).
  *
  * Pure functions on caller-owned buffers; nothing is allocated.

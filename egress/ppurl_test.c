@@ -117,13 +117,15 @@ test_encode(void)
 	TEST_EQ(ppurl_encode(buf, sizeof(buf), "aZ09-._~"), 8);
 	TEST_STREQ(buf, "aZ09-._~");
 	ppurl_encode(buf, sizeof(buf), "a b+c&d=e?f/g%h");
-	TEST_STREQ(buf, "a%20b%2Bc%26d%3De%3Ff%2Fg%25h");
+	TEST_STREQ(buf, "a+b%2Bc%26d%3De%3Ff%2Fg%25h");
 	/* UTF-8 bytes each become %XX, upper-case hex. */
 	ppurl_encode(buf, sizeof(buf), "\xc3\xa9\n");
 	TEST_STREQ(buf, "%C3%A9%0A");
-	/* Exactly fits ("%20" + NUL = 4) and one byte short. */
-	TEST_EQ(ppurl_encode(buf, 4, " "), 3);
-	TEST_EQ(ppurl_encode(buf, 3, " "), (size_t)-1);
+	/* Exactly fits ("%0A" + NUL = 4) and one byte short. */
+	TEST_EQ(ppurl_encode(buf, 4, "\n"), 3);
+	TEST_EQ(ppurl_encode(buf, 3, "\n"), (size_t)-1);
+	TEST_EQ(ppurl_encode(buf, 2, " "), 1);
+	TEST_STREQ(buf, "+");
 	TEST_EQ(ppurl_encode(buf, 2, "ab"), (size_t)-1);
 	return 0;
 }
@@ -138,8 +140,8 @@ test_target(void)
 	            t, sizeof(t), err, sizeof(err)),
 	    0);
 	TEST_STREQ(t,
-	    "/api/chat?voice_prompt=NATF2.pt&text_prompt=You%20are%"
-	    "20kind.%20Answer%20%2B%20help%21");
+	    "/api/chat?voice_prompt=NATF2.pt&text_prompt=You+are+kind.+"
+	    "Answer+%2B+help%21");
 	TEST_ASSERT(strstr(t, "seed") == NULL);
 	/* A path with a query keeps it and appends. */
 	TEST_EQ(ppurl_parse(&u, "wss://h/x?tok=1", err, sizeof(err)), 0);
@@ -195,7 +197,7 @@ test_target_lengths(void)
 	TEST_ASSERT(strstr(err, "libwebsockets") != NULL);
 
 	/* Server limit: the whole URL "ws://h" + target at most 8 KB, with
-	 * a client that allows more. Each space costs 3 bytes. */
+	 * a client that allows more. Each newline costs 3 bytes. */
 	size_t room = PPURL_URL_MAX - strlen("ws://h") - fixed;
 	memset(text, 'b', room);
 	text[room] = '\0';
@@ -203,7 +205,7 @@ test_target_lengths(void)
 	            &u, "V", text, 100000, t, sizeof(t), err, sizeof(err)),
 	    0);
 	TEST_EQ(strlen("ws://h") + strlen(t), PPURL_URL_MAX);
-	text[0] = ' ';
+	text[0] = '\n';
 	TEST_EQ(ppurl_target(
 	            &u, "V", text, 100000, t, sizeof(t), err, sizeof(err)),
 	    E2BIG);
