@@ -21,7 +21,8 @@
 #     violation, lead < 1 s, ended by its own stop;
 #   - ingress, transcoder, egress and the stand-in are alive (PIDs) and the
 #     trio's /healthz answer 200;
-#   - ingress counted each kind in exoplex_exotel_bad_input_total{kind};
+#   - ingress counted each kind in exoplex_exotel_bad_input_total{kind},
+#     and logged a kind once per socket, not once per message;
 #   - the server closed the sockets it must close (1 MB: 1009; bad start
 #     and no start: 1008; wrong path: 404; garbage: closed), every client
 #     reached the server, the churn did all 200;
@@ -76,6 +77,12 @@ for k in invalid_json not_object no_event invalid_base64 odd_length_pcm \
 	want_metric "$ADM_I" "$BAD{kind=\"$k\"}" -ge 2
 done
 want_metric "$ADM_I" 'exoplex_exotel_messages_in_total{event="unknown"}' -ge 4
+# Logged once per socket and kind, however many messages: 5 media before
+# start and ~500 flooded messages on each of 2 sockets are 2 lines each.
+for k in media_before_start message_flood; do
+	n=$(grep -c "bad input $k" "$T/ingress.log")
+	[ "$n" = 2 ] || fail "ingress logged 'bad input $k' $n times, expected once per socket (2)"
+done
 
 python3 - "$T" <<'PY' >"$T/outcomes.txt"
 import json, sys
