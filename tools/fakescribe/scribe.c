@@ -49,6 +49,7 @@ struct fss {
 	bool           chunk_seen;
 	int            close_code;
 	const char    *close_why;
+	bool           close_sent;
 	struct outmsg *head, *tail;
 	size_t         nout;
 	char          *rx;
@@ -401,9 +402,11 @@ writeable(struct fss *s, struct lws *wsi)
 		return 0;
 	}
 	if (s->st == FSS_CLOSING) {
-		LOGI(s->sc->lg, NULL, "session %llu: closing (%d, %s)",
-		    (unsigned long long)s->id, s->close_code,
-		    s->close_why ? s->close_why : "");
+		if (!s->close_sent)
+			LOGI(s->sc->lg, NULL, "session %llu: closing (%d, %s)",
+			    (unsigned long long)s->id, s->close_code,
+			    s->close_why ? s->close_why : "");
+		s->close_sent = true;
 		lws_close_reason(wsi, (enum lws_close_status)s->close_code,
 		    (unsigned char *)(s->close_why ? s->close_why : ""),
 		    s->close_why ? strlen(s->close_why) : 0);
@@ -487,8 +490,19 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
 	struct fss    *s  = user;
-	struct scribe *sc = lws_get_vhost_user(lws_get_vhost(wsi));
+	struct scribe *sc = NULL;
 
+	/* Only real connections have a vhost (GET_THREAD_ID etc. do not). */
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_ESTABLISHED:
+		sc = lws_get_vhost_user(lws_get_vhost(wsi));
+		break;
+	default:
+		break;
+	}
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		if (lws_return_http_status(wsi,
