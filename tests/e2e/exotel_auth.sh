@@ -3,7 +3,8 @@
 #
 # The trio runs with EXOPLEX_AUTH_BASIC=user:pass and
 # EXOPLEX_AUTH_TOKENS=tok1; the stand-in echoes.
-#   Refused, and PersonaPlex never sees a session (sessions_started 0):
+#   Refused, and PersonaPlex never sees a session (sessions_started 0, and
+#   egress's log shows no PersonaPlex connection for these calls):
 #   - no credentials at all: upgraded, then closed 1008 at start, no audio;
 #   - a wrong custom_parameters.token: the same;
 #   - wrong Basic, a wrong Bearer, a wrong ?token=: HTTP 401 at the
@@ -48,6 +49,16 @@ want_metric "$ADM_I" 'exoplex_auth_refused_total{at="upgrade"}' -eq 3
 
 s=$(plex_stat '["sessions_started"]')
 [ "$s" = 0 ] || fail "PersonaPlex saw $s sessions from calls without valid credentials"
+# The stand-in only counts upgrades; a connection egress starts and drops
+# within one loop turn never gets that far here, but would reach a real
+# server across a network (or under load). So: egress must not even try.
+for n in none badcustom; do
+	sid=$(json_get "$T/$n.json" "d['stream_sid']")
+	if grep -F "$sid" "$T/egress.log" | grep -q 'PersonaPlex'; then
+		fail "$n: egress started a PersonaPlex session for a call refused at start:"
+		grep -F "$sid" "$T/egress.log" | grep 'PersonaPlex' >&2
+	fi
+done
 want_metric "$ADM_E" 'exoplex_bus_frames_total{link="egress",dir="out",kind="session_ready"}' -eq 0
 
 # Let in, each way.
