@@ -385,6 +385,56 @@ test_previous_text(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_session_started), TEST(test_transcripts),
-    TEST(test_errors), TEST(test_bad), TEST(test_chunk),
-    TEST(test_previous_text))
+/* Mutated real messages and random bytes: never a crash, and the
+ * fields the client reads are always set. A poor man's fuzz run. */
+static int
+test_mutations(void)
+{
+	static const char *seeds[] = {
+		"{\"message_type\":\"session_started\",\"session_id\":\"x\","
+		"\"config\":{\"sample_rate\":16000,\"audio_format\":"
+		"\"pcm_16000\"}}",
+		"{\"message_type\":\"partial_transcript\",\"text\":\"Hi\"}",
+		"{\"message_type\":\"committed_transcript_with_timestamps\","
+		"\"text\":\"a\",\"words\":[{\"text\":\"a\",\"start\":0.1,"
+		"\"end\":0.2,\"characters\":[\"a\"]}]}",
+		"{\"message_type\":\"auth_error\",\"error\":\"bad\"}",
+		"{\"message_type\":\"committed_transcript_entities\","
+		"\"entities\":[{}]}",
+	};
+	uint64_t      rng = 88172645463325252ull;
+	char          buf[512];
+	struct sttmsg m;
+
+	for (int i = 0; i < 20000; i++) {
+		const char *seed = seeds[i % 5];
+		size_t      n    = strlen(seed);
+		memcpy(buf, seed, n);
+		for (int k = 0; k < 1 + i % 4; k++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			size_t at = rng % n;
+			switch ((rng >> 32) % 3) {
+			case 0:
+				buf[at] = (char)(rng >> 40);
+				break;
+			case 1:
+				n = at ? at : 1;
+				break; /* truncate */
+			default:
+				buf[at] = "{}[]\":,0a\\"[(rng >> 40) % 11];
+			}
+		}
+		sttmsg_parse(&m, buf, n);
+		TEST_ASSERT(m.type_name && m.text && m.error);
+		if (m.type == STTMSG_ERROR)
+			TEST_ASSERT(m.err_kind);
+		if (m.type == STTMSG_BAD)
+			TEST_ASSERT(m.why);
+		sttmsg_clear(&m);
+	}
+	return 0;
+}
+
+TEST_MAIN(TEST(test_mutations), TEST(test_session_started),
+    TEST(test_transcripts), TEST(test_errors), TEST(test_bad),
+    TEST(test_chunk), TEST(test_previous_text))
