@@ -71,6 +71,27 @@ alive_and_healthy() {
 	done
 }
 
+# stop_clean NAME...: SIGTERM each (by PID, in order); each must exit 0
+# within 10 s, as a process that tears down in order does.
+stop_clean() {
+	local n p rc i
+	for n in "$@"; do
+		p=$(pid_of "$n")
+		kill -TERM "$p" 2>/dev/null || { fail "$n (pid $p) was gone before its stop"; continue; }
+		for i in $(seq 100); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			fail "$n (pid $p) still runs 10 s after SIGTERM"
+			continue
+		fi
+		wait "$p"
+		rc=$?
+		[ "$rc" = 0 ] || fail "$n exited $rc after SIGTERM"
+	done
+}
+
 finish() {
 	if [ "$FAILS" != 0 ]; then
 		log "$FAILS check(s) failed"
