@@ -15,10 +15,14 @@
 #      that presses '#' at 3 s: ingress closes the socket
 #      itself (closed_by server, 1000) before the caller's stop, counts a
 #      DTMF hang-up, and the '#' still reached egress.
+#   c. With EXOPLEX_MAX_CALLS=1, a call runs and hears its echo while a
+#      second start is closed with 1013 (no capacity); only the first
+#      reaches PersonaPlex.
 . "$(dirname "$0")/exotel_lib.sh"
 
 start_fakeplex --mode echo || exit 1
-start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" EXOPLEX_DTMF_HANGUP='#' || exit 1
+start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" EXOPLEX_DTMF_HANGUP='#' \
+	EXOPLEX_MAX_CALLS=1 || exit 1
 URL="ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=8000"
 DTMF_IN='exoplex_bus_frames_total{link="control",dir="in",kind="dtmf"}'
 MARK_IN='exoplex_bus_frames_total{link="control",dir="in",kind="mark"}'
@@ -56,6 +60,27 @@ want b "d['violations'] == 0"
 want_metric "$ADM_I" 'exoplex_dtmf_hangups_total' -eq 1
 want_metric "$ADM_E" "$DTMF_IN" -eq 3
 wait_metric "$ADM_I" 'exoplex_calls_ended_total{reason="stopped"}' -ge 1 5
+
+# c. Capacity: one call holds the only slot; a second start is refused.
+# exoplex-call runs on libwebsockets 4.1, whose client turns close codes
+# 1012-1015 into 1002 before anyone sees them, so the refused start is
+# made by exoplex-abuse (start_only), which reads the code as sent.
+before=$(plex_stat '["sessions_started"]')
+spawn c_call "$BIN/exoplex-call" --url "$URL" --seconds 5 --tone 1000 \
+	--expect-hz 1000 --expect-tolerance 0.02 --expect-min-seconds 3 \
+	--expect-no-violations
+wait_metric "$ADM_I" 'exoplex_calls_active' -eq 1 5
+timeout -k 5 30 "$BIN/exoplex-abuse" --url "$URL" --kind start_only \
+	--wait-ms 2000 >"$T/c_refused.json" 2>"$T/c_refused.log"
+log "c_refused: $(cat "$T/c_refused.json")"
+want c_refused "d['upgraded'] and d['closed_by'] == 'server' and d['close_code'] == 1013"
+wait "$(pid_of c_call)" || fail "the call holding the slot failed ($?)"
+grep '^{' "$T/c_call.log" >"$T/c_call.json"
+want c_call "d['seconds_received'] >= 3 and not d['closed_before_stop']"
+want_metric "$ADM_I" 'exoplex_calls_refused_total{reason="no_capacity"}' -eq 1
+after=$(plex_stat '["sessions_started"]')
+[ "$after" = $((before + 1)) ] ||
+	fail "PersonaPlex sessions went from $before to $after for one admitted call"
 
 v=$(plex_stat '["violations"]')
 [ "$v" = 0 ] || fail "the stand-in counted $v protocol violations"

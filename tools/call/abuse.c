@@ -36,6 +36,7 @@ static const char *const kind_names[AB_N] = {
 	[AB_GARBAGE_WS]           = "garbage_ws",
 	[AB_BAD_PATH]             = "bad_path",
 	[AB_FLOOD]                = "flood",
+	[AB_START_ONLY]           = "start_only",
 };
 
 const char *
@@ -54,9 +55,16 @@ abuse_kind_parse(const char *s)
 }
 
 bool
+abuse_kind_in_all(enum abuse_kind k)
+{
+	return k != AB_START_ONLY;
+}
+
+bool
 abuse_kind_after_start_ok(enum abuse_kind k)
 {
 	switch (k) {
+	case AB_START_ONLY: /* always has one */
 	case AB_MEDIA_BEFORE_START:
 	case AB_START_MISSING_FIELDS:
 	case AB_SECOND_START: /* always has one */
@@ -185,7 +193,7 @@ abuse_plan_make(
 	p->upgrade     = k != AB_GARBAGE;
 	p->path        = k == AB_BAD_PATH ? "/not-exotel" : o->path;
 	p->wait_ms     = k == AB_NO_START ? o->start_wait_ms : o->wait_ms;
-	p->after_start = k == AB_SECOND_START
+	p->after_start = k == AB_SECOND_START || k == AB_START_ONLY
 	    || (o->after_start && abuse_kind_after_start_ok(k));
 
 	exomsg_gen_ids(sid, csid, &rng);
@@ -297,6 +305,8 @@ abuse_plan_make(
 		rv = plan_add(p, AB_RAW, (const char *)junk, sizeof(junk));
 		break;
 	}
+	case AB_START_ONLY:
+		break; /* the start above is all: how is it answered? */
 	case AB_FLOOD:
 		for (unsigned i = 0; i < o->flood_n && !rv; i++)
 			rv = plan_text(p, "{\"event\":\"connected\"}");

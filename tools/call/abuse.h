@@ -32,12 +32,15 @@ enum abuse_kind {
 	AB_GARBAGE_WS, /* bytes that are not frames, after the upgrade */
 	AB_BAD_PATH,
 	AB_FLOOD,
+	AB_START_ONLY, /* not bad: connected + a valid start, then wait */
 	AB_N
 };
 
 const char *abuse_kind_name(enum abuse_kind k);
 /* The kind named s, or -1. */
 int abuse_kind_parse(const char *s);
+/* Whether `--kind all` runs k: every kind but start_only. */
+bool abuse_kind_in_all(enum abuse_kind k);
 /* Whether --after-start (a valid connected + start first) applies to k;
  * kinds about the start itself, or about never getting there, ignore it. */
 bool abuse_kind_after_start_ok(enum abuse_kind k);

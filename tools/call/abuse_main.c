@@ -29,7 +29,8 @@ usage(void)
 	       "  --url URL           ws:// only; user:pass@ becomes Basic "
 	       "auth\n"
 	       "  --bearer TOKEN      Authorization: Bearer TOKEN\n"
-	       "  --kind LIST         comma-separated kinds, or all:\n"
+	       "  --kind LIST         comma-separated kinds, or all (every "
+	       "one but start_only):\n"
 	       "                      ");
 	for (int k = 0; k < AB_N; k++)
 		printf("%s%s", abuse_kind_name((enum abuse_kind)k),
@@ -76,7 +77,7 @@ parse_kinds(const char *s, bool want[AB_N])
 
 	if (strcmp(s, "all") == 0) {
 		for (int k = 0; k < AB_N; k++)
-			want[k] = true;
+			want[k] = abuse_kind_in_all((enum abuse_kind)k);
 		return 0;
 	}
 	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))

@@ -206,6 +206,15 @@ test_faults(void)
 	TEST_EQ(abuse_plan_make(&p, AB_FLOOD, &o), 0);
 	TEST_EQ(p.n, 51);
 	abuse_plan_free(&p);
+
+	/* Not bad at all: a probe of how a valid start is answered. */
+	TEST_EQ(abuse_plan_make(&p, AB_START_ONLY, &o), 0);
+	TEST_EQ(p.n, 2);
+	TEST_ASSERT(p.after_start);
+	TEST_ASSERT(is_event(&p.msgs[1], "start"));
+	TEST_ASSERT(!abuse_kind_in_all(AB_START_ONLY));
+	TEST_ASSERT(abuse_kind_in_all(AB_FLOOD));
+	abuse_plan_free(&p);
 	return 0;
 }
 
@@ -219,9 +228,11 @@ test_after_start(void)
 	for (int k = 0; k < AB_N; k++) {
 		bool ok = abuse_kind_after_start_ok((enum abuse_kind)k);
 		TEST_EQ(abuse_plan_make(&p, (enum abuse_kind)k, &o), 0);
-		TEST_EQ(p.after_start, ok || k == AB_SECOND_START);
+		TEST_EQ(p.after_start,
+		    ok || k == AB_SECOND_START || k == AB_START_ONLY);
 		if (p.after_start)
-			TEST_ASSERT(p.n >= 3 && is_event(&p.msgs[1], "start"));
+			TEST_ASSERT(p.n >= (k == AB_START_ONLY ? 2u : 3u)
+			    && is_event(&p.msgs[1], "start"));
 		abuse_plan_free(&p);
 	}
 	/* Before a start by definition. */
