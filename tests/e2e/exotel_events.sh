@@ -7,7 +7,8 @@
 #      - both digits reach egress as bus dtmf frames (its control link);
 #      - ingress sends marks in the playback stream, the simulated playout
 #        echoes them after playing the audio before them, ingress matches
-#        the echoes and reports playout to egress (control mark frames);
+#        the echoes and passes them and the "agent playing" state on to
+#        egress (control mark and playout frames);
 #      - ingress logs the custom parameters' keys at start (values are
 #        not logged: they may be secrets);
 #      - the call runs to its stop: the caller hears 1 kHz, no violations.
