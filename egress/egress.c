@@ -1,5 +1,5 @@
 /*
- * egress.c - calls, the bus, and their PersonaPlex sessions.
+ * egress.c - calls, the bus, the PersonaPlex pool and its sessions.
  *
  * A call lives from its call_start until its call_stop, or until the bus
  * has been silent about it for idle_ms while nothing is pending on the
@@ -7,6 +7,14 @@
  * Frames for a call we do not know ask ingress for an announce (at most
  * once a second per call id) and are dropped; for a few seconds after a
  * call_stop its late frames are dropped quietly instead.
+ *
+ * A call holds at most one server (c->srv) and at most one session
+ * (c->sess) on it. It is "lost" from the moment its session fails until a
+ * replacement has its handshake; while lost, the shared tick retries on
+ * any free server with backoff, until the reconnect budget runs out.
+ * Servers are tagged sessions: when a session's socket is gone (on_gone)
+ * its server may be used again. Warm sessions are owned by their server
+ * (struct server) until a call takes one over.
  */
 #include "egress.h"
 
@@ -19,11 +27,14 @@
 
 #include <libwebsockets.h>
 
+#include "backoff.h"
 #include "bus.h"
 #include "bus_lws.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "persona.h"
+#include "pool.h"
 #include "ppurl.h"
 #include "session.h"
 #include "strmap.h"
@@ -37,27 +48,58 @@
 #define QUIET_AFTER_STOP_US (5 * 1000 * 1000)
 #define SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 #define QUIET_MAX 4096 /* unknown call ids remembered at once */
+#define PRE_MAX 8192 /* downlink bytes kept from a warm session */
+/* Liveness: we count as "sending" while a page went out this recently. */
+#define SENDING_US (2 * 1000 * 1000)
+/* A call's retries: the first soon, then doubling (with jitter). */
+#define RETRY_BASE_MS 100
+#define RETRY_MAX_MS 2000
 
 enum { LINK_T, LINK_I, LINKS }; /* to transcoder ("egress"), to ingress */
 
-struct call {
+struct call;
+
+struct server {
 	struct egress  *eg;
-	char           *id; /* stream_sid, the bus call_id */
-	char            call_sid[SID_MAX];
-	struct log_call ids;
-	struct session *sess;
-	uint32_t        sess_no; /* the current (or last) session's number */
-	bool            ready; /* sess has had its handshake */
-	bool            failed; /* hangup sent; waiting for call_stop */
-	bool            told_t; /* session_ready went to a live transcoder */
-	uint64_t        seq[LINKS];
-	uint64_t        seen_us;
-	uint64_t        started_us;
-	uint64_t        up_sent, up_dropped, down_pages;
-	unsigned        sessions; /* opened for this call */
-	char            text[TEXT_MAX];
-	size_t          text_len;
-	uint64_t        text_us;
+	size_t          idx;
+	struct ppurl    url;
+	struct session *warm; /* a warm session it owns, or NULL */
+	struct call    *call; /* the leaseholder, or NULL */
+	uint8_t        *pre; /* downlink bytes a warm session received */
+	size_t          pre_len;
+	struct metric  *m_state, *m_failures;
+};
+
+struct call {
+	struct egress        *eg;
+	char                 *id; /* stream_sid, the bus call_id */
+	char                  call_sid[SID_MAX];
+	struct log_call       ids;
+	const struct persona *persona;
+	char                 *text; /* the persona's prompt for this call */
+	bool                  warm_ok; /* a warm session has our prompt */
+	int                   srv; /* leased server, -1 if none */
+	int                   prefer; /* the server we last had */
+	struct session       *sess;
+	uint32_t sess_no; /* the current (or last) session's number */
+	bool     ready; /* sess has had its handshake */
+	bool     failed; /* hangup sent; waiting for call_stop */
+	bool     refused; /* ingress refused it: nothing to open */
+	bool     told_t; /* session_ready went to a live transcoder */
+	bool     lost; /* no ready session since lost_us */
+	bool     had_ready; /* some session of it was ready */
+	uint64_t lost_us, retry_us;
+	unsigned retries; /* attempts since lost */
+	unsigned reconnects; /* sessions replaced during the call */
+	uint64_t seq[LINKS];
+	uint64_t seen_us;
+	uint64_t started_us;
+	uint64_t up_sent, up_dropped, down_pages;
+	uint64_t up_first_us, up_last_us; /* this session's uplink */
+	unsigned sessions; /* opened for this call */
+	char     text_buf[TEXT_MAX];
+	size_t   text_len;
+	uint64_t text_us;
 };
 
 /* A call id we do not know: when we may announce again, and its seq. */
@@ -82,36 +124,38 @@ struct egress {
 	struct lws_context    *ctx;
 	struct lws_vhost      *vh;
 	struct session_env    *senv;
-	struct ppurl          *servers;
-	char                 **targets; /* request path per server */
+	struct personas       *personas;
+	struct pool           *pool;
+	struct server         *servers;
 	size_t                 nservers;
+	char                  *target; /* scratch: a request target */
+	char                  *warm_target_text; /* NULL: no warm sessions */
 	struct strmap         *calls;
 	struct strmap         *quiet;
 	struct link            links[LINKS];
-	lws_sorted_usec_list_t tick;
+	lws_sorted_usec_list_t tick, kick;
+	uint64_t               kick_due_us; /* 0: none scheduled */
+	uint64_t               rng;
 	uint32_t               renumber; /* see on_call_start */
+	uint64_t               cap_seq;
+	long                   cap_free_sent; /* -1: never sent */
 	atomic_bool            running;
+	atomic_uint            cap_free, cap_total;
 	struct metric         *m_calls, *m_unknown, *m_announce, *m_hangup,
-	    *m_drop_not_ready, *m_drop_stale, *m_utterances, *m_expired;
+	    *m_drop_not_ready, *m_drop_stale, *m_utterances, *m_expired,
+	    *m_no_capacity, *m_refused, *m_reconnects, *m_attempts, *m_gave_up,
+	    *m_warm_opened, *m_warm_taken, *m_hs_timeouts, *m_silent,
+	    *m_persona[3], *m_persona_unknown, *m_prompt_fallback, *m_clears,
+	    *m_view[POOL_VIEWS];
 };
 
 static const struct session_cb call_session_cb;
+static const struct session_cb warm_session_cb;
+static void                    kick_at(struct egress *e, uint64_t due_us);
+static void                    call_give_up(struct call *c, const char *why);
 
-static void
-text_flush(struct call *c)
-{
-	const char *t = c->text;
-	size_t      n = c->text_len;
-
-	while (n && *t == ' ')
-		t++, n--;
-	if (n) {
-		LOGI(c->eg->o.log, &c->ids, "agent (session %u): %.*s",
-		    c->sess_no, (int)n, t);
-		metric_inc(c->eg->m_utterances);
-	}
-	c->text_len = 0;
-}
+/* ------------------------------------------------------------------ */
+/* Sending on the bus */
 
 static void
 send_to(struct egress *e, int link, struct call *c, const char *call_id,
@@ -146,29 +190,6 @@ send_session(
 	c->told_t = bus_peers(c->eg->links[LINK_T].bus) > 0;
 }
 
-/* A transcoder (re)connected: one that restarted has forgotten which
- * sessions are live, so it hears session_ready again and starts a new
- * chained Ogg stream for each (frames still queued need no repeat). */
-static void
-retell_call(const char *id, void *val, void *arg)
-{
-	struct call *c = val;
-
-	if (c->ready && c->sess && c->told_t) {
-		Exo__Frame   f  = EXO__FRAME__INIT;
-		Exo__Session s  = EXO__SESSION__INIT;
-		s.session       = c->sess_no;
-		s.server        = (char *)session_server(c->sess);
-		f.body_case     = EXO__FRAME__BODY_SESSION_READY;
-		f.session_ready = &s;
-		LOGI(c->eg->o.log, &c->ids,
-		    "transcoder reconnected: session %u ready again",
-		    c->sess_no);
-		send_to(c->eg, LINK_T, c, c->id, &f, 0);
-	}
-	c->told_t = c->ready;
-}
-
 static void
 send_hangup(struct call *c, const char *reason)
 {
@@ -182,68 +203,24 @@ send_hangup(struct call *c, const char *reason)
 	metric_inc(c->eg->m_hangup);
 }
 
-/* The call cannot have its agent: tell both peers and ask ingress to end
- * the call. (Reconnecting to another server comes with the pool.) */
 static void
-call_fail(struct call *c, const char *reason, const char *server)
+send_clear(struct call *c, const char *reason)
 {
-	text_flush(c);
-	c->sess  = NULL;
-	c->ready = false;
-	if (c->sess_no)
-		send_session(c, false, server, reason);
-	if (!c->failed) {
-		c->failed = true;
-		LOGE(c->eg->o.log, &c->ids,
-		    "no PersonaPlex agent for this call (%s): asking ingress "
-		    "to hang up (persona_failed)",
-		    reason);
-		send_hangup(c, "persona_failed");
-	}
+	Exo__Frame f = EXO__FRAME__INIT;
+	Exo__Clear k = EXO__CLEAR__INIT;
+
+	k.reason    = (char *)reason;
+	f.body_case = EXO__FRAME__BODY_CLEAR;
+	f.clear     = &k;
+	send_to(c->eg, LINK_I, c, c->id, &f, 0);
+	metric_inc(c->eg->m_clears);
 }
 
 static void
-call_connect(struct call *c)
+send_downlink(struct call *c, const uint8_t *ogg, size_t len, uint64_t rx_us)
 {
-	struct egress *e = c->eg;
-	int            rc;
-
-	if (!e->nservers) {
-		LOGE(e->o.log, &c->ids,
-		    "no PersonaPlex server configured "
-		    "(EXOPLEX_PERSONAPLEX_URLS)");
-		call_fail(c, "no_server", NULL);
-		return;
-	}
-	c->sess_no++;
-	c->sessions++;
-	c->ready = false;
-	rc = session_open(&c->sess, e->senv, &e->servers[0], e->targets[0],
-	    &c->ids, &call_session_cb, c);
-	if (rc) {
-		c->sess = NULL;
-		call_fail(c, SESSION_CONNECT_FAILED, e->servers[0].base);
-	}
-}
-
-static void
-on_handshake(void *owner, struct session *s)
-{
-	struct call *c = owner;
-
-	c->ready = true;
-	LOGI(c->eg->o.log, &c->ids, "session %u ready on %s", c->sess_no,
-	    session_server(s));
-	send_session(c, true, session_server(s), NULL);
-}
-
-static void
-on_audio(void *owner, struct session *s, const uint8_t *ogg, size_t len,
-    uint64_t rx_us)
-{
-	struct call *c = owner;
-	Exo__Frame   f = EXO__FRAME__INIT;
-	Exo__Ogg     o = EXO__OGG__INIT;
+	Exo__Frame f = EXO__FRAME__INIT;
+	Exo__Ogg   o = EXO__OGG__INIT;
 
 	o.session      = c->sess_no;
 	o.data.data    = (uint8_t *)ogg;
@@ -254,6 +231,476 @@ on_audio(void *owner, struct session *s, const uint8_t *ogg, size_t len,
 	c->down_pages++;
 }
 
+/* One utterance: a log line and an agent_text frame to ingress. */
+static void
+text_flush(struct call *c)
+{
+	const char *t = c->text_buf;
+	size_t      n = c->text_len;
+
+	while (n && *t == ' ')
+		t++, n--;
+	while (n && t[n - 1] == ' ')
+		n--;
+	if (n) {
+		Exo__Frame     f = EXO__FRAME__INIT;
+		Exo__AgentText a = EXO__AGENT_TEXT__INIT;
+		char           buf[TEXT_MAX + 1];
+
+		memcpy(buf, t, n);
+		buf[n] = '\0';
+		LOGI(c->eg->o.log, &c->ids, "agent (session %u): %s",
+		    c->sess_no, buf);
+		a.text       = buf;
+		f.body_case  = EXO__FRAME__BODY_AGENT_TEXT;
+		f.agent_text = &a;
+		send_to(c->eg, LINK_I, c, c->id, &f, 0);
+		metric_inc(c->eg->m_utterances);
+	}
+	c->text_len = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The pool's face: metrics and capacity */
+
+static void
+capacity_update(struct egress *e, bool force)
+{
+	uint64_t now  = mono_us();
+	size_t   free = pool_available(e->pool, now);
+
+	for (int v = 0; v < POOL_VIEWS; v++)
+		metric_set(e->m_view[v],
+		    (int64_t)pool_count(e->pool, (enum pool_view)v, now));
+	for (size_t i = 0; i < e->nservers; i++)
+		metric_set(e->servers[i].m_state,
+		    (int64_t)pool_view(e->pool, i, now));
+	atomic_store(&e->cap_free, (unsigned)free);
+	if (!force && (long)free == e->cap_free_sent)
+		return;
+	if (!bus_peers(e->links[LINK_I].bus))
+		return; /* told when it connects */
+	{
+		Exo__Frame    f = EXO__FRAME__INIT;
+		Exo__Capacity k = EXO__CAPACITY__INIT;
+
+		k.free      = (uint32_t)free;
+		k.total     = (uint32_t)e->nservers;
+		f.body_case = EXO__FRAME__BODY_CAPACITY;
+		f.capacity  = &k;
+		f.call_id   = "";
+		f.seq       = ++e->cap_seq;
+		f.ts_us     = wall_us();
+		bus_send(e->links[LINK_I].bus, &f);
+	}
+	if (e->cap_free_sent != (long)free)
+		LOGI(e->o.log, NULL,
+		    "PersonaPlex capacity: %zu of %zu server(s) free", free,
+		    e->nservers);
+	e->cap_free_sent = (long)free;
+}
+
+/* A server failed: it rests for a while (backoff). */
+static void
+server_failed(struct server *sv, const char *why)
+{
+	struct egress *e = sv->eg;
+	uint32_t       d = pool_failed(e->pool, sv->idx, mono_us());
+
+	metric_inc(sv->m_failures);
+	LOGW(e->o.log, NULL,
+	    "PersonaPlex server %s failed (%s): not used for %.1f s "
+	    "(failure %u in a row)",
+	    sv->url.base, why, d / 1000.0, pool_failures(e->pool, sv->idx));
+}
+
+/* Whether a session failure says something about the server itself
+ * rather than the session: then it gets a backoff. */
+static bool
+server_fault(const char *reason)
+{
+	return !strcmp(reason, SESSION_CONNECT_FAILED)
+	    || !strcmp(reason, SESSION_CLOSED_PROMPTING)
+	    || !strcmp(reason, SESSION_HANDSHAKE_TIMEOUT)
+	    || !strcmp(reason, SESSION_SILENT);
+}
+
+/* sv is idle again; with a socket of ours still on it (sock), it is
+ * closing until on_gone. */
+static void
+server_let_go(struct server *sv, bool sock)
+{
+	pool_set_use(sv->eg->pool, sv->idx, POOL_IDLE);
+	if (sock)
+		pool_closing(sv->eg->pool, sv->idx);
+	sv->call = NULL;
+}
+
+/* lws is done with a session's socket: its server is ours again. */
+static void
+on_gone(void *arg, long tag)
+{
+	struct egress *e = arg;
+
+	if (tag < 0 || (size_t)tag >= e->nservers)
+		return;
+	pool_closed(e->pool, (size_t)tag);
+	if (!atomic_load(&e->running))
+		return; /* egress_free is waiting for close frames */
+	LOGD(e->o.log, NULL, "PersonaPlex server %s: our socket is gone",
+	    e->servers[tag].url.base);
+	kick_at(e, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Warm sessions */
+
+static void
+warm_drop_pre(struct server *sv)
+{
+	free(sv->pre);
+	sv->pre     = NULL;
+	sv->pre_len = 0;
+}
+
+static void
+warm_on_handshake(void *owner, struct session *s)
+{
+	struct server *sv = owner;
+
+	pool_set_use(sv->eg->pool, sv->idx, POOL_WARM);
+	pool_succeeded(sv->eg->pool, sv->idx);
+	LOGI(sv->eg->o.log, NULL,
+	    "warm session on %s ready after %.1f s: waiting for a call",
+	    sv->url.base,
+	    (double)(session_ready_us(s) - session_opened_us(s)) / 1e6);
+	capacity_update(sv->eg, false);
+}
+
+/* The header pages (OpusHead, OpusTags) come right after 0x00: kept for
+ * the call that takes the session. */
+static void
+warm_on_audio(void *owner, struct session *s, const uint8_t *ogg, size_t len,
+    uint64_t rx_us)
+{
+	struct server *sv = owner;
+	uint8_t       *p;
+
+	if (sv->pre_len + len > PRE_MAX)
+		return;
+	if (!(p = realloc(sv->pre, sv->pre_len + len)))
+		return;
+	memcpy(p + sv->pre_len, ogg, len);
+	sv->pre = p;
+	sv->pre_len += len;
+}
+
+static void
+warm_on_text(void *owner, struct session *s, const char *utf8, size_t len)
+{
+}
+
+static void
+warm_on_ended(
+    void *owner, struct session *s, const char *reason, const char *detail)
+{
+	struct server *sv = owner;
+
+	sv->warm = NULL;
+	warm_drop_pre(sv);
+	LOGW(sv->eg->o.log, NULL, "warm session on %s ended: %s (%s)",
+	    sv->url.base, reason, detail ? detail : "");
+	server_let_go(sv, true);
+	if (server_fault(reason))
+		server_failed(sv, reason);
+	capacity_update(sv->eg, false);
+}
+
+static const struct session_cb warm_session_cb = {
+	.handshake = warm_on_handshake,
+	.audio     = warm_on_audio,
+	.text      = warm_on_text,
+	.ended     = warm_on_ended,
+};
+
+/* Keeps up to o.warm servers warm with the default persona. */
+static void
+warm_fill(struct egress *e)
+{
+	uint64_t now = mono_us();
+	char     err[256];
+
+	if (!e->o.warm || !e->warm_target_text)
+		return;
+	while (pool_count(e->pool, POOL_V_WARM, now)
+	        + pool_count(e->pool, POOL_V_WARMING, now)
+	    < e->o.warm) {
+		int            i = pool_pick(e->pool, now, POOL_WANT_WARM, -1);
+		struct server *sv;
+		const struct persona *d = personas_default(e->personas);
+
+		if (i < 0)
+			return;
+		sv = &e->servers[i];
+		if (ppurl_target(&sv->url, d->voice, e->warm_target_text, 0,
+		        e->target, PPURL_URL_MAX + 1, err, sizeof(err))) {
+			/* Checked at start; cannot happen. */
+			LOGE(e->o.log, NULL, "warm session on %s: %s",
+			    sv->url.base, err);
+			server_failed(sv, "bad target");
+			continue;
+		}
+		if (session_open(&sv->warm, e->senv, &sv->url, e->target, NULL,
+		        &warm_session_cb, sv)) {
+			sv->warm = NULL;
+			server_failed(sv, SESSION_CONNECT_FAILED);
+			continue;
+		}
+		session_set_tag(sv->warm, (long)i);
+		pool_set_use(e->pool, (size_t)i, POOL_WARMING);
+		metric_inc(e->m_warm_opened);
+		LOGI(e->o.log, NULL,
+		    "warm session: connecting to %s with persona %s",
+		    sv->url.base, d->name);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* A call's sessions */
+
+static void
+call_reset_uplink(struct call *c)
+{
+	c->up_first_us = c->up_last_us = 0;
+}
+
+/* The call's session is ready (its own handshake, or a warm one taken):
+ * a replacement first clears what the caller has not heard yet. */
+static void
+call_ready(struct call *c, struct session *s)
+{
+	struct egress *e = c->eg;
+
+	c->ready = true;
+	call_reset_uplink(c);
+	if (c->srv >= 0)
+		pool_succeeded(e->pool, (size_t)c->srv);
+	if (c->lost && c->had_ready) {
+		c->reconnects++;
+		metric_inc(e->m_reconnects);
+		LOGI(e->o.log, &c->ids,
+		    "session %u replaces the lost one after %.2f s "
+		    "(reconnect %u of this call)",
+		    c->sess_no, (double)(mono_us() - c->lost_us) / 1e6,
+		    c->reconnects);
+		send_clear(c, "persona_reconnected");
+	}
+	c->lost      = false;
+	c->had_ready = true;
+	c->retries   = 0;
+	LOGI(e->o.log, &c->ids, "session %u ready on %s (persona %s)",
+	    c->sess_no, session_server(s), c->persona->name);
+	send_session(c, true, session_server(s), NULL);
+}
+
+/* Opens the call's session on its leased server (not closing). */
+static void
+call_open(struct call *c)
+{
+	struct egress        *e  = c->eg;
+	struct server        *sv = &e->servers[c->srv];
+	const struct persona *p  = c->persona;
+	char                  err[400];
+
+	if (ppurl_target(&sv->url, p->voice, c->text, 0, e->target,
+	        PPURL_URL_MAX + 1, err, sizeof(err))) {
+		/* The filled-in prompt is too long: the persona without its
+		 * values was checked to fit at start. */
+		char *bare = malloc(PPURL_URL_MAX + 1);
+		LOGW(e->o.log, &c->ids,
+		    "persona %s with this call's values: %s; using it with "
+		    "its placeholders empty",
+		    p->name, err);
+		metric_inc(e->m_prompt_fallback);
+		if (!bare || persona_render(p, NULL, bare, PPURL_URL_MAX + 1)
+		    || ppurl_target(&sv->url, p->voice, bare, 0, e->target,
+		        PPURL_URL_MAX + 1, err, sizeof(err))) {
+			free(bare);
+			LOGE(
+			    e->o.log, &c->ids, "persona %s: %s", p->name, err);
+			call_give_up(c, "the persona's prompt does not fit");
+			return;
+		}
+		free(c->text);
+		c->text = bare;
+	}
+	c->sess_no++;
+	c->sessions++;
+	c->ready = false;
+	call_reset_uplink(c);
+	if (session_open(&c->sess, e->senv, &sv->url, e->target, &c->ids,
+	        &call_session_cb, c)) {
+		c->sess  = NULL;
+		c->srv   = -1;
+		sv->call = NULL;
+		pool_set_use(e->pool, sv->idx, POOL_IDLE);
+		server_failed(sv, SESSION_CONNECT_FAILED);
+		if (!c->lost) {
+			c->lost    = true;
+			c->lost_us = mono_us();
+		}
+		c->retry_us = mono_us();
+		kick_at(e, 0);
+		return;
+	}
+	session_set_tag(c->sess, (long)sv->idx);
+	LOGI(e->o.log, &c->ids, "session %u: persona %s on %s", c->sess_no,
+	    p->name, sv->url.base);
+}
+
+/* Leases a server for the call and starts its session there. Returns
+ * false when no server can be had. */
+static bool
+call_acquire(struct call *c)
+{
+	struct egress *e   = c->eg;
+	uint64_t       now = mono_us();
+	int            i   = pool_pick(e->pool, now,
+            c->warm_ok ? POOL_WANT_DEFAULT : POOL_WANT_OTHER, c->prefer);
+	struct server *sv;
+	enum pool_use  was;
+
+	if (i < 0)
+		return false;
+	sv  = &e->servers[i];
+	was = pool_use_of(e->pool, (size_t)i);
+	pool_set_use(e->pool, (size_t)i, POOL_CALL);
+	sv->call  = c;
+	c->srv    = i;
+	c->prefer = i;
+	if (sv->warm && c->warm_ok) {
+		/* Take the warm session over: it has our prompt. */
+		struct session *s  = sv->warm;
+		bool            hs = was == POOL_WARM;
+
+		sv->warm = NULL;
+		c->sess  = s;
+		c->sess_no++;
+		c->sessions++;
+		c->ready = false;
+		session_set_owner(s, &call_session_cb, c, &c->ids);
+		metric_inc(e->m_warm_taken);
+		LOGI(e->o.log, &c->ids,
+		    "session %u: took the %s session on %s", c->sess_no,
+		    hs ? "warm" : "warming", sv->url.base);
+		if (hs) {
+			call_ready(c, s);
+			/* The header pages it got while waiting: the
+			 * transcoder's demuxer starts from them. */
+			if (sv->pre_len)
+				send_downlink(c, sv->pre, sv->pre_len, 0);
+		}
+		warm_drop_pre(sv);
+	} else if (sv->warm) {
+		/* Warm with the wrong persona: close it, then ours. */
+		session_close(sv->warm, "a call needs another persona");
+		sv->warm = NULL;
+		warm_drop_pre(sv);
+		pool_closing(e->pool, (size_t)i);
+		LOGI(e->o.log, &c->ids,
+		    "closing the warm session on %s for persona %s",
+		    sv->url.base, c->persona->name);
+	} else {
+		call_open(c);
+	}
+	capacity_update(e, false);
+	return true;
+}
+
+/* The call's session is gone: its server goes back to the pool (resting
+ * if it was at fault) and the call is lost until a replacement is ready,
+ * first tried soon. */
+static void
+call_lose(struct call *c, const char *reason, const char *server)
+{
+	struct egress *e   = c->eg;
+	uint64_t       now = mono_us();
+
+	text_flush(c);
+	if (c->srv >= 0) {
+		struct server *sv = &e->servers[c->srv];
+		server_let_go(sv, true);
+		if (server_fault(reason))
+			server_failed(sv, reason);
+		c->srv = -1;
+	}
+	c->sess = NULL;
+	if (c->sess_no)
+		send_session(c, false, server, reason);
+	c->ready = false;
+	if (c->failed)
+		return;
+	if (!c->lost) {
+		c->lost    = true;
+		c->lost_us = now;
+		c->retries = 0;
+	}
+	c->retry_us = now
+	    + (uint64_t)backoff_ms(
+	          &(struct backoff) { RETRY_BASE_MS, RETRY_MAX_MS },
+	          c->retries + 1, backoff_rand(&e->rng))
+	        * 1000;
+	LOGW(e->o.log, &c->ids,
+	    "session %u lost (%s): replacing it (%.1f s of %.1f s budget "
+	    "used)",
+	    c->sess_no, reason, (double)(now - c->lost_us) / 1e6,
+	    e->o.reconnect_ms / 1000.0);
+	kick_at(e, c->retry_us);
+	capacity_update(e, false);
+}
+
+/* The call cannot have its agent: tell ingress to end it. */
+static void
+call_give_up(struct call *c, const char *why)
+{
+	struct egress *e        = c->eg;
+	bool           had_sess = c->sess != NULL;
+
+	if (c->failed)
+		return;
+	c->failed = true;
+	if (c->sess) {
+		session_close(c->sess, why);
+		c->sess = NULL;
+		if (c->sess_no)
+			send_session(c, false, "", why);
+	}
+	if (c->srv >= 0) {
+		server_let_go(&e->servers[c->srv], had_sess);
+		c->srv = -1;
+	}
+	metric_inc(e->m_gave_up);
+	LOGE(e->o.log, &c->ids,
+	    "no PersonaPlex agent for this call (%s): asking ingress to hang "
+	    "up (persona_failed)",
+	    why);
+	send_hangup(c, "persona_failed");
+	capacity_update(e, false);
+}
+
+static void
+on_handshake(void *owner, struct session *s)
+{
+	call_ready(owner, s);
+}
+
+static void
+on_audio(void *owner, struct session *s, const uint8_t *ogg, size_t len,
+    uint64_t rx_us)
+{
+	send_downlink(owner, ogg, len, rx_us);
+}
+
 static void
 on_text(void *owner, struct session *s, const char *utf8, size_t len)
 {
@@ -261,12 +708,13 @@ on_text(void *owner, struct session *s, const char *utf8, size_t len)
 
 	LOGD(
 	    c->eg->o.log, &c->ids, "agent text piece: '%.*s'", (int)len, utf8);
-	if (c->text_len + len > sizeof(c->text))
+	if (c->text_len + len > sizeof(c->text_buf))
 		text_flush(c);
-	for (size_t i = 0; i < len && c->text_len < sizeof(c->text); i++) {
+	for (size_t i = 0; i < len && c->text_len < sizeof(c->text_buf); i++) {
 		unsigned char ch = (unsigned char)utf8[i];
 		/* One utterance, one log line. */
-		c->text[c->text_len++] = ch < 0x20 || ch == 0x7f ? ' ' : ch;
+		c->text_buf[c->text_len++]
+		    = ch < 0x20 || ch == 0x7f ? ' ' : ch;
 	}
 	c->text_us = mono_us();
 }
@@ -275,9 +723,7 @@ static void
 on_ended(
     void *owner, struct session *s, const char *reason, const char *detail)
 {
-	struct call *c = owner;
-
-	call_fail(c, reason, session_server(s));
+	call_lose(owner, reason, session_server(s));
 }
 
 static const struct session_cb call_session_cb = {
@@ -295,17 +741,25 @@ call_free(struct call *c, const char *why)
 	text_flush(c);
 	if (c->sess)
 		session_close(c->sess, why);
+	if (c->srv >= 0)
+		server_let_go(&e->servers[c->srv], c->sess != NULL);
 	LOGI(e->o.log, &c->ids,
-	    "call gone (%s) after %.1f s: %u session(s), %llu pages up "
-	    "(%llu dropped), %llu pages down",
-	    why, (double)(mono_us() - c->started_us) / 1e6, c->sessions,
+	    "call gone (%s) after %.1f s: persona %s, %u session(s), %u "
+	    "reconnect(s), %llu pages up (%llu dropped), %llu pages down",
+	    why, (double)(mono_us() - c->started_us) / 1e6,
+	    c->persona ? c->persona->name : "-", c->sessions, c->reconnects,
 	    (unsigned long long)c->up_sent, (unsigned long long)c->up_dropped,
 	    (unsigned long long)c->down_pages);
 	strmap_del(e->calls, c->id);
 	metric_set(e->m_calls, (int64_t)strmap_count(e->calls));
+	free(c->text);
 	free(c->id);
 	free(c);
+	capacity_update(e, false);
 }
+
+/* ------------------------------------------------------------------ */
+/* Unknown calls */
 
 /* Late frames of a stopped call, and repeat offenders, stay quiet. */
 static void
@@ -363,6 +817,60 @@ announce(struct egress *e, const Exo__Frame *in)
 	metric_inc(e->m_announce);
 }
 
+/* ------------------------------------------------------------------ */
+/* Bus frames */
+
+/* The persona for a new call, and its prompt with the call's values. */
+static int
+call_persona(struct egress *e, struct call *c, const Exo__CallStart *cs)
+{
+	const char         *keys[64], *vals[64], *asked = NULL;
+	struct persona_vars v = { .from = cs->from, .to = cs->to };
+	enum persona_why    why;
+	bool                unknown;
+	static const char  *whys[]
+	    = { "custom parameter", "dialled number", "default" };
+
+	for (size_t i = 0; i < cs->n_custom_parameters && v.n < 64; i++) {
+		const Exo__CallStart__CustomParametersEntry *p
+		    = cs->custom_parameters[i];
+		if (!p || !p->key)
+			continue;
+		if (!strcmp(p->key, "persona"))
+			asked = p->value;
+		keys[v.n]   = p->key;
+		vals[v.n++] = p->value ? p->value : "";
+	}
+	v.keys   = keys;
+	v.values = vals;
+	/* A persona ingress decided on comes first. */
+	if (cs->persona && *cs->persona)
+		asked = cs->persona;
+	c->persona
+	    = persona_choose(e->personas, asked, cs->to, &why, &unknown);
+	if (unknown) {
+		metric_inc(e->m_persona_unknown);
+		LOGW(e->o.log, &c->ids,
+		    "no persona named '%.64s': choosing by number, then the "
+		    "default",
+		    asked);
+	}
+	metric_inc(e->m_persona[why]);
+	if (!(c->text = malloc(PPURL_URL_MAX + 1)))
+		return ENOMEM;
+	if (persona_render(c->persona, &v, c->text, PPURL_URL_MAX + 1)) {
+		/* call_open falls back to the persona without values. */
+		LOGW(e->o.log, &c->ids,
+		    "persona %s: this call's prompt is too long",
+		    c->persona->name);
+	}
+	c->warm_ok = c->persona == personas_default(e->personas)
+	    && !c->persona->templated;
+	LOGI(e->o.log, &c->ids, "persona %s (by %s)", c->persona->name,
+	    whys[why]);
+	return 0;
+}
+
 static void
 on_call_start(struct egress *e, const Exo__Frame *f)
 {
@@ -391,12 +899,24 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 		free(c);
 		return;
 	}
-	c->eg = e;
+	c->eg     = e;
+	c->srv    = -1;
+	c->prefer = -1;
 	snprintf(c->call_sid, sizeof(c->call_sid), "%s",
 	    cs->call_sid ? cs->call_sid : "");
 	c->ids.call_sid   = c->call_sid;
 	c->ids.stream_sid = c->id;
 	c->seen_us = c->started_us = mono_us();
+	metric_set(e->m_calls, (int64_t)strmap_count(e->calls));
+	if (cs->refused && *cs->refused) {
+		/* Ingress turned it away; its call_stop follows. */
+		c->refused = true;
+		metric_inc(e->m_refused);
+		LOGI(e->o.log, &c->ids,
+		    "call refused by ingress (%s): nothing to open",
+		    cs->refused);
+		return;
+	}
 	/* A call we learn of again (we restarted, or forgot it) may still
 	 * have an earlier egress's session streaming in the transcoder,
 	 * which keeps its Ogg stream for a session_ready of the same number.
@@ -414,11 +934,27 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 		    "a call we did not know: its sessions are numbered from "
 		    "%u",
 		    c->sess_no + 1);
-	metric_set(e->m_calls, (int64_t)strmap_count(e->calls));
 	LOGI(e->o.log, &c->ids, "call started%s (from %s to %s, %u Hz)",
 	    cs->reannounce ? " (reannounced)" : "", cs->from ? cs->from : "",
 	    cs->to ? cs->to : "", cs->sample_rate);
-	call_connect(c);
+	if (call_persona(e, c, cs)) {
+		LOGE(e->o.log, &c->ids, "out of memory for the call's prompt");
+		call_give_up(c, "out of memory");
+		return;
+	}
+	if (!call_acquire(c)) {
+		uint64_t now = mono_us();
+		c->failed    = true;
+		metric_inc(e->m_no_capacity);
+		LOGW(e->o.log, &c->ids,
+		    "no PersonaPlex server free (%zu busy, %zu closing, %zu "
+		    "failed of %zu): asking ingress to refuse the call "
+		    "(no_capacity)",
+		    pool_count(e->pool, POOL_V_BUSY, now),
+		    pool_count(e->pool, POOL_V_CLOSING, now),
+		    pool_count(e->pool, POOL_V_FAILED, now), e->nservers);
+		send_hangup(c, "no_capacity");
+	}
 }
 
 static void
@@ -434,8 +970,12 @@ on_uplink(struct egress *e, struct call *c, const Exo__Ogg *o)
 		return;
 	}
 	rc = session_send_ogg(c->sess, o->data.data, o->data.len, o->header);
-	if (rc == 0 || rc == ENOBUFS)
+	if (rc == 0 || rc == ENOBUFS) {
 		c->up_sent++;
+		c->up_last_us = mono_us();
+		if (!c->up_first_us)
+			c->up_first_us = c->up_last_us;
+	}
 	if (rc)
 		c->up_dropped++;
 }
@@ -524,11 +1064,15 @@ static const struct lws_protocols protocols[] = {
 	{ .name = NULL },
 };
 
+/* ------------------------------------------------------------------ */
+/* The shared tick, and the kick for work that should not wait for it */
+
 struct walk {
 	struct egress *e;
 	uint64_t       now;
 	char         **ids;
 	size_t         n, cap;
+	bool           housekeeping; /* the tick, not a kick */
 };
 
 static void
@@ -545,19 +1089,95 @@ walk_push(struct walk *w, const char *id)
 	w->ids[w->n++] = (char *)id;
 }
 
+/* Timeouts of the call's session: the handshake, then liveness. */
 static void
-tick_call(const char *id, void *val, void *arg)
+call_timeouts(struct egress *e, struct call *c, uint64_t now)
 {
-	struct call *c = val;
-	struct walk *w = arg;
+	uint64_t since;
+	char     why[128];
 
+	if (!c->sess)
+		return;
+	if (!c->ready) {
+		since = session_opened_us(c->sess);
+		if (since > now /* opened during this walk */
+		    || now - since < (uint64_t)e->o.handshake_ms * 1000)
+			return;
+		snprintf(why, sizeof(why), "no handshake within %.1f s",
+		    e->o.handshake_ms / 1000.0);
+		metric_inc(e->m_hs_timeouts);
+		session_fail(c->sess, SESSION_HANDSHAKE_TIMEOUT, why);
+		return;
+	}
+	/* Output is clocked by input: silence counts only while we send. */
+	if (!c->up_first_us || c->up_last_us > now
+	    || now - c->up_last_us > SENDING_US)
+		return;
+	since = session_last_rx_us(c->sess);
+	if (since < session_ready_us(c->sess))
+		since = session_ready_us(c->sess);
+	if (since < c->up_first_us)
+		since = c->up_first_us;
+	if (since > now || now - since < (uint64_t)e->o.liveness_ms * 1000)
+		return;
+	snprintf(why, sizeof(why),
+	    "nothing from the server for %.1f s while we sent audio",
+	    (now - since) / 1e6);
+	metric_inc(e->m_silent);
+	session_fail(c->sess, SESSION_SILENT, why);
+}
+
+static void
+work_call(const char *id, void *val, void *arg)
+{
+	struct call   *c = val;
+	struct walk   *w = arg;
+	struct egress *e = w->e;
+
+	if (c->refused || c->failed) {
+		if (w->housekeeping
+		    && w->now - c->seen_us >= (uint64_t)e->o.idle_ms * 1000)
+			walk_push(w, id);
+		return;
+	}
+	if (c->lost
+	    && w->now - c->lost_us >= (uint64_t)e->o.reconnect_ms * 1000) {
+		char why[96];
+		snprintf(why, sizeof(why),
+		    "no new session within the %.1f s reconnect budget",
+		    e->o.reconnect_ms / 1000.0);
+		call_give_up(c, why);
+		return;
+	}
+	/* A leased server whose previous socket has now gone. */
+	if (c->srv >= 0 && !c->sess
+	    && !pool_is_closing(e->pool, (size_t)c->srv))
+		call_open(c);
+	/* A lost call's next try. */
+	if (c->lost && c->srv < 0 && !c->sess && w->now >= c->retry_us) {
+		metric_inc(e->m_attempts);
+		if (!call_acquire(c)) {
+			c->retries++;
+			c->retry_us = w->now
+			    + (uint64_t)backoff_ms(
+			          &(struct backoff) {
+			              RETRY_BASE_MS, RETRY_MAX_MS },
+			          c->retries + 1, backoff_rand(&e->rng))
+			        * 1000;
+			LOGD(e->o.log, &c->ids,
+			    "no server free for a new session yet");
+		}
+	}
+	if (!w->housekeeping)
+		return;
+	call_timeouts(e, c, w->now);
 	if (c->text_len
-	    && w->now - c->text_us >= (uint64_t)w->e->o.text_gap_ms * 1000)
+	    && w->now - c->text_us >= (uint64_t)e->o.text_gap_ms * 1000)
 		text_flush(c);
-	/* A call whose peers went silent: only while no session is still
-	 * on its way up (prompting can take seconds). */
-	if ((!c->sess || c->ready)
-	    && w->now - c->seen_us >= (uint64_t)w->e->o.idle_ms * 1000)
+	/* A call whose peers went silent: only while no session is on its
+	 * way (prompting can take seconds) and none is being replaced. */
+	if ((!c->sess || c->ready) && !c->lost
+	    && w->now - c->seen_us >= (uint64_t)e->o.idle_ms * 1000)
 		walk_push(w, id);
 }
 
@@ -571,15 +1191,37 @@ tick_quiet(const char *id, void *val, void *arg)
 		walk_push(w, id);
 }
 
-/* The one shared tick: utterance gaps, idle calls, old quiet entries.
- * (The pool's handshake and liveness timeouts belong here too.) */
+/* Warm sessions that wait too long for their handshake. */
 static void
-tick(lws_sorted_usec_list_t *sul)
+warm_timeouts(struct egress *e, uint64_t now)
 {
-	struct egress *e = lws_container_of(sul, struct egress, tick);
-	struct walk    w = { .e = e, .now = mono_us() };
+	for (size_t i = 0; i < e->nservers; i++) {
+		struct session *s = e->servers[i].warm;
+		char            why[96];
 
-	strmap_each(e->calls, tick_call, &w);
+		if (!s || session_state(s) == SESSION_READY
+		    || session_opened_us(s) > now
+		    || now - session_opened_us(s)
+		        < (uint64_t)e->o.handshake_ms * 1000)
+			continue;
+		snprintf(why, sizeof(why), "no handshake within %.1f s",
+		    e->o.handshake_ms / 1000.0);
+		metric_inc(e->m_hs_timeouts);
+		session_fail(s, SESSION_HANDSHAKE_TIMEOUT, why);
+	}
+}
+
+static void
+work(struct egress *e, bool housekeeping)
+{
+	struct walk w
+	    = { .e = e, .now = mono_us(), .housekeeping = housekeeping };
+
+	if (!e->calls)
+		return;
+	if (housekeeping)
+		warm_timeouts(e, w.now);
+	strmap_each(e->calls, work_call, &w);
 	for (size_t i = 0; i < w.n; i++) {
 		struct call *c = strmap_get(e->calls, w.ids[i]);
 		if (c) {
@@ -588,15 +1230,79 @@ tick(lws_sorted_usec_list_t *sul)
 		}
 	}
 	w.n = 0;
-	strmap_each(e->quiet, tick_quiet, &w);
-	for (size_t i = 0; i < w.n; i++)
-		free(strmap_del(e->quiet, w.ids[i]));
+	if (housekeeping) {
+		strmap_each(e->quiet, tick_quiet, &w);
+		for (size_t i = 0; i < w.n; i++)
+			free(strmap_del(e->quiet, w.ids[i]));
+	}
 	free(w.ids);
+	warm_fill(e);
+	capacity_update(e, false);
+}
 
+static void
+kick(lws_sorted_usec_list_t *sul)
+{
+	struct egress *e = lws_container_of(sul, struct egress, kick);
+
+	e->kick_due_us = 0;
+	work(e, false);
+}
+
+/* Runs the work soon (due_us: CLOCK_MONOTONIC µs; 0 = now), unless a
+ * kick is already due earlier. */
+static void
+kick_at(struct egress *e, uint64_t due_us)
+{
+	uint64_t now = mono_us();
+
+	if (due_us < now)
+		due_us = now;
+	if (e->kick_due_us && e->kick_due_us <= due_us)
+		return;
+	e->kick_due_us = due_us;
+	lws_sul_schedule(
+	    e->ctx, 0, &e->kick, kick, (lws_usec_t)(due_us - now) + 1);
+}
+
+/* A transcoder (re)connected: one that restarted has forgotten which
+ * sessions are live, so it hears session_ready again and starts a new
+ * chained Ogg stream for each (frames still queued need no repeat). */
+static void
+retell_call(const char *id, void *val, void *arg)
+{
+	struct call *c = val;
+
+	if (c->ready && c->sess && c->told_t) {
+		Exo__Frame   f  = EXO__FRAME__INIT;
+		Exo__Session s  = EXO__SESSION__INIT;
+		s.session       = c->sess_no;
+		s.server        = (char *)session_server(c->sess);
+		f.body_case     = EXO__FRAME__BODY_SESSION_READY;
+		f.session_ready = &s;
+		LOGI(c->eg->o.log, &c->ids,
+		    "transcoder reconnected: session %u ready again",
+		    c->sess_no);
+		send_to(c->eg, LINK_T, c, c->id, &f, 0);
+	}
+	c->told_t = c->ready;
+}
+
+static void
+tick(lws_sorted_usec_list_t *sul)
+{
+	struct egress *e = lws_container_of(sul, struct egress, tick);
+
+	work(e, true);
 	if (bus_take_new_peer(e->links[LINK_T].bus))
 		strmap_each(e->calls, retell_call, NULL);
+	if (bus_take_new_peer(e->links[LINK_I].bus))
+		capacity_update(e, true);
 	lws_sul_schedule(e->ctx, 0, &e->tick, tick, TICK_US);
 }
+
+/* ------------------------------------------------------------------ */
+/* Settings */
 
 /* Calls fn(url, arg) for each non-empty URL of a comma-separated list. */
 static int
@@ -618,51 +1324,82 @@ each_url(const char *urls, int (*fn)(const char *url, void *arg), void *arg,
 		memcpy(one, p, n);
 		one[n] = '\0';
 		p += n + (p[n] == ',');
-		if (n && (rc = fn(one, arg)))
-			return rc;
+		/* Spaces around commas are not part of a URL. */
+		{
+			char *a = one, *z = one + strlen(one);
+			while (*a == ' ' || *a == '\t')
+				a++;
+			while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+				*--z = '\0';
+			if (*a && (rc = fn(a, arg)))
+				return rc;
+		}
 	}
 	return 0;
 }
 
-struct check {
-	const struct egress_opts *o; /* NULL: URLs only */
-	struct egress            *e; /* add_server: where servers go */
-	char                     *err;
-	size_t                    errlen;
+struct servers {
+	struct ppurl *u;
+	size_t        n;
+	char         *err;
+	size_t        errlen;
 };
 
 static int
-check_one(const char *url, void *arg)
+add_url(const char *url, void *arg)
 {
-	struct check *k = arg;
-	struct ppurl  u;
-	char         *buf;
-	int           rc = 0;
+	struct servers *k = arg;
+	struct ppurl   *p = realloc(k->u, (k->n + 1) * sizeof(*p));
 
-	if (ppurl_parse(&u, url, k->err, k->errlen))
-		return EINVAL;
-	if (!k->o)
-		return 0;
-	if (!(buf = malloc(PPURL_URL_MAX + 1)))
+	if (!p)
 		return ENOMEM;
-	if (ppurl_target(&u, k->o->voice_prompt, k->o->text_prompt, 0, buf,
-	        PPURL_URL_MAX + 1, k->err, k->errlen))
-		rc = EINVAL;
-	free(buf);
-	return rc;
+	k->u = p;
+	if (ppurl_parse(&k->u[k->n], url, k->err, k->errlen))
+		return EINVAL;
+	k->n++;
+	return 0;
+}
+
+static int
+parse_urls(const char *urls, struct servers *k)
+{
+	return each_url(urls, add_url, k, k->err, k->errlen);
 }
 
 int
 egress_check_urls(const char *urls, char *err, size_t errlen)
 {
-	struct check k = { .err = err, .errlen = errlen };
-	return each_url(urls, check_one, &k, err, errlen);
+	struct servers k  = { .err = err, .errlen = errlen };
+	int            rc = parse_urls(urls, &k);
+
+	free(k.u);
+	return rc;
+}
+
+/* The personas, loaded and checked against the servers. */
+static int
+load_personas(const struct egress_opts *o, const struct servers *k,
+    struct personas **out, char *err, size_t errlen)
+{
+	int rc = personas_load(
+	    out, o->personas, o->voice_prompt, o->text_prompt, err, errlen);
+
+	if (rc)
+		return rc;
+	if ((rc = personas_check(*out, k->u, k->n, err, errlen))) {
+		personas_free(*out);
+		*out = NULL;
+		return EINVAL;
+	}
+	return 0;
 }
 
 int
 egress_check_opts(const struct egress_opts *o, char *err, size_t errlen)
 {
-	struct check k = { .o = o, .err = err, .errlen = errlen };
+	struct servers   k  = { .err = err, .errlen = errlen };
+	struct personas *ps = NULL;
+	int              rc;
 
 	/* lws would only log a CA file it cannot load, then fail every
 	 * wss:// connection: refuse it at start instead. */
@@ -673,43 +1410,137 @@ egress_check_opts(const struct egress_opts *o, char *err, size_t errlen)
 		    o->ca_file, strerror(errno));
 		return EINVAL;
 	}
-	return each_url(o->urls, check_one, &k, err, errlen);
+	if ((rc = parse_urls(o->urls, &k)) == 0)
+		rc = load_personas(o, &k, &ps, err, errlen);
+	personas_free(ps);
+	free(k.u);
+	return rc ? EINVAL : 0;
+}
+
+/* A label value: quotes and backslashes escaped. */
+static void
+label(char *dst, size_t len, const char *key, const char *val)
+{
+	size_t o = (size_t)snprintf(dst, len, "%s=\"", key);
+
+	for (; *val && o + 3 < len; val++) {
+		if (*val == '"' || *val == '\\')
+			dst[o++] = '\\';
+		dst[o++] = *val;
+	}
+	snprintf(dst + o, len - o, "\"");
 }
 
 static int
-add_server(const char *url, void *arg)
+setup_servers(struct egress *e, const struct servers *k)
 {
-	struct check  *k = arg;
-	struct egress *e = k->e;
-	void          *p;
-	char          *t;
+	char l[sizeof(e->servers[0].url.base) * 2 + 16];
 
-	p = realloc(e->servers, (e->nservers + 1) * sizeof(*e->servers));
-	if (!p)
+	e->nservers = k->n;
+	if (!(e->servers = calloc(k->n ? k->n : 1, sizeof(*e->servers))))
 		return ENOMEM;
-	e->servers = p;
-	p = realloc(e->targets, (e->nservers + 1) * sizeof(*e->targets));
-	if (!p)
-		return ENOMEM;
-	e->targets = p;
-	if (!(t = malloc(PPURL_URL_MAX + 1)))
-		return ENOMEM;
-	if (ppurl_parse(&e->servers[e->nservers], url, k->err, k->errlen)
-	    || ppurl_target(&e->servers[e->nservers], e->o.voice_prompt,
-	        e->o.text_prompt, 0, t, PPURL_URL_MAX + 1, k->err,
-	        k->errlen)) {
-		free(t);
-		return EINVAL;
+	for (size_t i = 0; i < k->n; i++) {
+		struct server *sv = &e->servers[i];
+		sv->eg            = e;
+		sv->idx           = i;
+		sv->url           = k->u[i];
+		label(l, sizeof(l), "server", sv->url.base);
+		sv->m_state
+		    = metrics_gauge(e->o.metrics, "personaplex_server_state",
+		        "What each PersonaPlex server is doing: 0 free, 1 "
+		        "warming, "
+		        "2 warm, 3 busy, 4 closing, 5 failed (in backoff).",
+		        l);
+		sv->m_failures = metrics_counter(e->o.metrics,
+		    "personaplex_server_failures_total",
+		    "PersonaPlex server failures (no connection, no handshake "
+		    "in time, silence), each followed by a backoff.",
+		    l);
 	}
-	e->targets[e->nservers++] = t;
+	for (int v = 0; v < POOL_VIEWS; v++) {
+		snprintf(l, sizeof(l), "state=\"%s\"",
+		    pool_view_name((enum pool_view)v));
+		e->m_view[v]
+		    = metrics_gauge(e->o.metrics, "personaplex_servers",
+		        "PersonaPlex servers by state (free and warm ones can "
+		        "take a call).",
+		        l);
+	}
 	return 0;
 }
 
-static int
-parse_servers(struct egress *e, char *err, size_t errlen)
+static void
+setup_metrics(struct egress *e)
 {
-	struct check k = { .e = e, .err = err, .errlen = errlen };
-	return each_url(e->o.urls, add_server, &k, err, errlen);
+	struct metrics *m = e->o.metrics;
+
+	e->m_calls = metrics_gauge(
+	    m, "calls_active", "Calls known to this process.", NULL);
+	e->m_unknown  = metrics_counter(m, "egress_unknown_call_frames_total",
+	     "Bus frames for a call egress does not know (dropped).", NULL);
+	e->m_announce = metrics_counter(m, "egress_announces_total",
+	    "announce frames sent to ingress for unknown calls.", NULL);
+	e->m_hangup   = metrics_counter(m, "egress_hangups_total",
+	      "hangup frames sent to ingress (no capacity, or PersonaPlex "
+	        "failed for a call).",
+	      NULL);
+	e->m_drop_not_ready
+	    = metrics_counter(m, "egress_uplink_pages_dropped_total",
+	        "Uplink Ogg pages not sent, by why.", "why=\"not_ready\"");
+	e->m_drop_stale
+	    = metrics_counter(m, "egress_uplink_pages_dropped_total",
+	        "Uplink Ogg pages not sent, by why.", "why=\"stale_session\"");
+	e->m_utterances  = metrics_counter(m, "egress_utterances_total",
+	     "Agent utterances assembled from text pieces (agent_text "
+	      "frames).",
+	     NULL);
+	e->m_expired     = metrics_counter(m, "egress_calls_expired_total",
+	        "Calls dropped after their peers went silent about them.", NULL);
+	e->m_no_capacity = metrics_counter(m, "egress_calls_refused_total",
+	    "Calls egress turned away, by reason.", "reason=\"no_capacity\"");
+	e->m_refused
+	    = metrics_counter(m, "egress_calls_refused_by_ingress_total",
+	        "call_start frames that said ingress refused the call.", NULL);
+	e->m_reconnects = metrics_counter(m, "egress_reconnects_total",
+	    "Sessions replaced during a call (the new one became ready).",
+	    NULL);
+	e->m_attempts   = metrics_counter(m, "egress_reconnect_attempts_total",
+	      "Tries to find a server for a call that lost its session.", NULL);
+	e->m_gave_up    = metrics_counter(m, "egress_reconnect_gave_up_total",
+	       "Calls hung up because no session could be had in time.", NULL);
+	e->m_warm_opened = metrics_counter(
+	    m, "egress_warm_sessions_total", "Warm sessions opened.", NULL);
+	e->m_warm_taken
+	    = metrics_counter(m, "egress_warm_sessions_taken_total",
+	        "Warm sessions a call took over.", NULL);
+	e->m_hs_timeouts
+	    = metrics_counter(m, "egress_handshake_timeouts_total",
+	        "Sessions closed for want of a 0x00 handshake in time.", NULL);
+	e->m_silent = metrics_counter(m, "egress_silent_sessions_total",
+	    "Sessions closed because the server sent nothing while we sent "
+	    "audio.",
+	    NULL);
+	e->m_persona[PERSONA_BY_NAME] = metrics_counter(m,
+	    "egress_persona_chosen_total",
+	    "How each call's persona was chosen.", "by=\"custom_parameter\"");
+	e->m_persona[PERSONA_BY_NUMBER]
+	    = metrics_counter(m, "egress_persona_chosen_total",
+	        "How each call's persona was chosen.", "by=\"number\"");
+	e->m_persona[PERSONA_BY_DEFAULT]
+	    = metrics_counter(m, "egress_persona_chosen_total",
+	        "How each call's persona was chosen.", "by=\"default\"");
+	e->m_persona_unknown
+	    = metrics_counter(m, "egress_persona_unknown_total",
+	        "Calls asking for a persona that does not exist.", NULL);
+	e->m_prompt_fallback
+	    = metrics_counter(m, "egress_persona_prompt_fallback_total",
+	        "Calls whose filled-in prompt was too long (placeholders left "
+	        "empty).",
+	        NULL);
+	e->m_clears = metrics_counter(m, "egress_clears_total",
+	    "clear frames sent to ingress (stale agent audio after a "
+	    "reconnect).",
+	    NULL);
 }
 
 int
@@ -718,7 +1549,9 @@ egress_alloc(
 {
 	struct lws_context_creation_info ci;
 	struct session_env_opts          so;
+	struct servers                   k = { .err = err, .errlen = errlen };
 	struct egress                   *e = calloc(1, sizeof(*e));
+	const struct persona            *d;
 	int                              rc;
 
 	if (!e)
@@ -728,41 +1561,46 @@ egress_alloc(
 		e->o.text_gap_ms = 600;
 	if (!e->o.idle_ms)
 		e->o.idle_ms = 30000;
+	if (!e->o.handshake_ms)
+		e->o.handshake_ms = 15000;
+	if (!e->o.reconnect_ms)
+		e->o.reconnect_ms = 10000;
+	if (!e->o.liveness_ms)
+		e->o.liveness_ms = 10000;
+	if (!e->o.backoff_ms)
+		e->o.backoff_ms = 1000;
+	if (!e->o.backoff_max_ms)
+		e->o.backoff_max_ms = 30000;
 	if (!e->o.voice_prompt)
 		e->o.voice_prompt = "";
 	if (!e->o.text_prompt)
 		e->o.text_prompt = "";
-	e->renumber = (uint32_t)(wall_us() / 1000000);
-	err[0]      = '\0';
-	if ((rc = parse_servers(e, err, errlen)))
+	e->renumber      = (uint32_t)(wall_us() / 1000000);
+	e->rng           = backoff_seed(o->seed ? o->seed : wall_us());
+	e->cap_free_sent = -1;
+	err[0]           = '\0';
+	if ((rc = parse_urls(e->o.urls, &k))
+	    || (rc = load_personas(&e->o, &k, &e->personas, err, errlen))) {
+		rc = rc == ENOMEM ? ENOMEM : EINVAL;
 		goto out;
-	if (strmap_alloc(&e->calls) || strmap_alloc(&e->quiet)) {
+	}
+	if (pool_alloc(&e->pool, k.n,
+	        &(struct backoff) { e->o.backoff_ms, e->o.backoff_max_ms },
+	        backoff_rand(&e->rng))
+	    || strmap_alloc(&e->calls) || strmap_alloc(&e->quiet)
+	    || !(e->target = malloc(PPURL_URL_MAX + 1))) {
 		rc = ENOMEM;
 		goto out;
 	}
-
-	e->m_calls = metrics_gauge(
-	    o->metrics, "calls_active", "Calls known to this process.", NULL);
-	e->m_unknown
-	    = metrics_counter(o->metrics, "egress_unknown_call_frames_total",
-	        "Bus frames for a call egress does not know (dropped).", NULL);
-	e->m_announce = metrics_counter(o->metrics, "egress_announces_total",
-	    "announce frames sent to ingress for unknown calls.", NULL);
-	e->m_hangup   = metrics_counter(o->metrics, "egress_hangups_total",
-	      "hangup frames sent to ingress (PersonaPlex failed for a call).",
-	      NULL);
-	e->m_drop_not_ready
-	    = metrics_counter(o->metrics, "egress_uplink_pages_dropped_total",
-	        "Uplink Ogg pages not sent, by why.", "why=\"not_ready\"");
-	e->m_drop_stale
-	    = metrics_counter(o->metrics, "egress_uplink_pages_dropped_total",
-	        "Uplink Ogg pages not sent, by why.", "why=\"stale_session\"");
-	e->m_utterances
-	    = metrics_counter(o->metrics, "egress_utterances_total",
-	        "Agent utterances assembled from text pieces.", NULL);
-	e->m_expired = metrics_counter(o->metrics,
-	    "egress_calls_expired_total",
-	    "Calls dropped after their peers went silent about them.", NULL);
+	setup_metrics(e);
+	if ((rc = setup_servers(e, &k)))
+		goto out;
+	atomic_store(&e->cap_total, (unsigned)e->nservers);
+	d = personas_default(e->personas);
+	if (!d->templated)
+		e->warm_target_text = (char *)d->text;
+	if (e->o.warm > e->nservers)
+		e->o.warm = (unsigned)e->nservers;
 
 	memset(&ci, 0, sizeof(ci));
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS
@@ -803,6 +1641,8 @@ egress_alloc(
 	so.metrics   = o->metrics;
 	so.queue_max = o->uplink_queue;
 	so.insecure  = o->insecure;
+	so.gone      = on_gone;
+	so.gone_arg  = e;
 	if ((rc = session_env_alloc(&e->senv, &so)))
 		goto out;
 
@@ -827,21 +1667,46 @@ egress_alloc(
 		LOGE(o->log, NULL,
 		    "no PersonaPlex server configured "
 		    "(EXOPLEX_PERSONAPLEX_URLS / --personaplex-urls): every "
-		    "call will be hung up with persona_failed");
+		    "call will be refused (no_capacity)");
 	for (size_t i = 0; i < e->nservers; i++)
-		LOGI(o->log, NULL, "PersonaPlex server %zu: %s%s", i + 1,
-		    e->servers[i].base,
-		    i ? " (unused until the pool arrives)" : "");
+		LOGI(o->log, NULL, "PersonaPlex server %zu: %s", i + 1,
+		    e->servers[i].url.base);
 	if (o->insecure)
 		LOGW(o->log, NULL,
 		    "wss:// certificates are NOT checked "
-		    "(EXOPLEX_PERSONAPLEX_INSECURE)");
-	LOGI(o->log, NULL, "voice prompt %s; text prompt of %zu bytes",
-	    e->o.voice_prompt, strlen(e->o.text_prompt));
+		    "(EXOPLEX_PERSONAPLEX_INSECURE): anyone on the path can "
+		    "impersonate a PersonaPlex server; use "
+		    "EXOPLEX_PERSONAPLEX_CA instead outside private links");
+	for (size_t i = 0; i < personas_count(e->personas); i++) {
+		const struct persona *p = personas_at(e->personas, i);
+		LOGI(o->log, NULL,
+		    "persona %s (%s): voice %s, text prompt of %zu bytes%s",
+		    p->name, p->source, p->voice, strlen(p->text),
+		    p->templated ? " with placeholders" : "");
+	}
+	if (e->o.warm && !e->warm_target_text)
+		LOGW(o->log, NULL,
+		    "EXOPLEX_PERSONAPLEX_WARM=%u ignored: the default "
+		    "persona's prompt has placeholders, so no session can be "
+		    "prepared before a call",
+		    e->o.warm);
+	else if (e->o.warm)
+		LOGI(o->log, NULL,
+		    "keeping %u server(s) warm with the default persona",
+		    e->o.warm);
+	LOGI(o->log, NULL,
+	    "handshake timeout %.1f s, reconnect budget %.1f s, liveness "
+	    "%.1f s",
+	    e->o.handshake_ms / 1000.0, e->o.reconnect_ms / 1000.0,
+	    e->o.liveness_ms / 1000.0);
 	atomic_store(&e->running, true);
+	warm_fill(e);
+	capacity_update(e, true);
+	free(k.u);
 	*out = e;
 	return 0;
 out:
+	free(k.u);
 	egress_free(e);
 	return rc;
 }
@@ -853,6 +1718,7 @@ free_call_cb(const char *id, void *val, void *arg)
 
 	if (c->sess)
 		session_close(c->sess, "egress stopping");
+	free(c->text);
 	free(c->id);
 	free(c);
 }
@@ -869,20 +1735,27 @@ egress_free(struct egress *e)
 	if (!e)
 		return;
 	atomic_store(&e->running, false);
-	if (e->ctx)
+	if (e->ctx) {
 		lws_sul_cancel(&e->tick);
+		lws_sul_cancel(&e->kick);
+	}
+	for (size_t i = 0; e->servers && i < e->nservers; i++) {
+		if (e->servers[i].warm)
+			session_close(e->servers[i].warm, "egress stopping");
+		e->servers[i].warm = NULL;
+		warm_drop_pre(&e->servers[i]);
+	}
 	if (e->calls) {
-		size_t had = strmap_count(e->calls);
 		strmap_each(e->calls, free_call_cb, NULL);
 		strmap_free(e->calls);
 		e->calls = NULL;
-		/* A moment for the close frames, so each server's lock is
-		 * freed at once rather than when it notices the drop. */
-		for (uint64_t t = mono_us() + 300000;
-		     had && e->ctx && mono_us() < t;) {
-			lws_service(e->ctx, -1);
-			usleep(2000);
-		}
+	}
+	/* A moment for the close frames, so each server's lock is freed at
+	 * once rather than when it notices the drop. */
+	for (uint64_t t = mono_us() + 300000; e->senv && e->ctx
+	     && session_env_count(e->senv) && mono_us() < t;) {
+		lws_service(e->ctx, -1);
+		usleep(2000);
 	}
 	if (e->quiet) {
 		strmap_each(e->quiet, free_quiet_cb, NULL);
@@ -891,10 +1764,10 @@ egress_free(struct egress *e)
 	session_env_free(e->senv);
 	if (e->ctx)
 		lws_context_destroy(e->ctx);
-	for (size_t i = 0; i < e->nservers; i++)
-		free(e->targets[i]);
-	free(e->targets);
+	personas_free(e->personas);
+	pool_free(e->pool);
 	free(e->servers);
+	free(e->target);
 	free(e);
 }
 
@@ -916,8 +1789,10 @@ egress_ready(void *arg, char *detail, size_t len)
 	struct egress *e  = arg;
 	bool           up = atomic_load(&e->running);
 
-	snprintf(detail, len, "%s; servers=%zu transcoder=%d ingress=%d",
-	    up ? "running" : "starting", e->nservers,
-	    bus_peers(e->links[LINK_T].bus), bus_peers(e->links[LINK_I].bus));
+	snprintf(detail, len,
+	    "%s; servers=%u free=%u transcoder=%d ingress=%d",
+	    up ? "running" : "starting", atomic_load(&e->cap_total),
+	    atomic_load(&e->cap_free), bus_peers(e->links[LINK_T].bus),
+	    bus_peers(e->links[LINK_I].bus));
 	return up;
 }

@@ -1,15 +1,22 @@
 /*
  * egress.h - the egress process's state: its lws context, the bus links
- * it listens on, and the calls it bridges to PersonaPlex.
+ * it listens on, the pool of PersonaPlex servers and the calls it bridges
+ * to them (research/personaplex.md §5; docs/personaplex.md).
  *
- * Per call (call_start on "control"): one PersonaPlex session to the
- * first configured server. Its 0x00 handshake becomes session_ready on
- * "egress" (to the transcoder) and "control" (to ingress); uplink_ogg
- * pages of that session go to the server as 0x01 + page; 0x01 from the
- * server goes to the transcoder as downlink_ogg; 0x02 text is logged one
- * line per utterance. A failed session becomes session_ended on both
- * links and hangup{persona_failed} to ingress. call_stop closes the
- * session with a WebSocket close (1000).
+ * Per call (call_start on "control"): a persona (persona.h) and a server
+ * leased from the pool (pool.h) for the call's whole life; none free →
+ * hangup{no_capacity} to ingress at once. The session's 0x00 handshake
+ * becomes session_ready on "egress" (to the transcoder) and "control" (to
+ * ingress); uplink_ogg pages of that session go to the server as 0x01 +
+ * page; 0x01 from the server goes to the transcoder as downlink_ogg; 0x02
+ * text pieces become agent_text utterances on "control". A session that
+ * fails or goes silent is replaced (backoff with jitter, any free server,
+ * the same persona, a new session number, so a new Ogg stream) and the
+ * caller's stale audio cleared; past the reconnect budget the call is
+ * hung up (persona_failed). call_stop closes the session with a
+ * WebSocket close (1000). Warm sessions wait, handshake done, for calls
+ * with the default persona. capacity{free,total} goes to ingress when it
+ * changes and when ingress (re)connects.
  *
  * Everything runs on the thread that calls lws_service on egress_lws().
  */
@@ -18,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bus;
 struct egress;
@@ -33,25 +41,36 @@ struct egress_opts {
 	const char     *urls; /* EXOPLEX_PERSONAPLEX_URLS; may be NULL */
 	const char     *voice_prompt;
 	const char     *text_prompt;
+	const char     *personas; /* EXOPLEX_PERSONAS file; may be NULL */
 	const char *ca_file; /* extra CA bundle for wss://; NULL = system */
 	bool        insecure; /* no certificate checks for wss:// */
 	unsigned    text_gap_ms; /* 0 = 600: silence ending an utterance */
 	unsigned    idle_ms; /* 0 = 30000: see egress.c */
 	size_t      uplink_queue; /* pages per session; 0 = 50 */
+	unsigned    warm; /* idle servers kept connected, handshake done */
+	unsigned    handshake_ms; /* 0 = 15000: wait for 0x00 */
+	unsigned    reconnect_ms; /* 0 = 10000: budget to replace a session */
+	unsigned    liveness_ms; /* 0 = 10000: silence that ends a session */
+	/* Server backoff after failures: 0 = 1000 doubling to 30000. */
+	unsigned backoff_ms, backoff_max_ms;
+	uint64_t seed; /* jitter; 0 = from the clock */
 };
 
 /* Checks a comma-separated server list (a cfg_opt check function):
  * every URL must parse. An empty list is allowed (then calls fail). */
 int egress_check_urls(const char *urls, char *err, size_t errlen);
 
-/* Checks the servers with the prompts: every URL parses and its request
- * path fits (ppurl_target). Returns 0, or EINVAL with err filled. */
+/* Checks the servers with the personas: every URL parses, the personas
+ * file loads, and every persona's request path fits every server
+ * (ppurl_target). Returns 0, or EINVAL with err filled. Call
+ * persona_lib_init first. */
 int egress_check_opts(const struct egress_opts *o, char *err, size_t errlen);
 
 /* Creates the lws context, adopts both bus links into it and starts the
  * housekeeping tick. Returns 0; EINVAL with err filled for a bad setting
- * (a URL, or prompts that make a request path too long); or another errno
- * value after logging. The caller keeps o's pointers alive. */
+ * (a URL, the personas, prompts that make a request path too long); or
+ * another errno value after logging. The caller keeps o's pointers
+ * alive. */
 int egress_alloc(struct egress **out, const struct egress_opts *o, char *err,
     size_t errlen);
 /* Closes every session (close frames are attempted but not awaited) and

@@ -2,9 +2,10 @@
  * exoplex-egress: the PersonaPlex side of the bridge.
  *
  * Listens on two bus links ("egress" from the transcoder, "control" from
- * ingress), opens a PersonaPlex WebSocket per call, and moves Ogg pages
- * between them. One thread: lws services the sockets and the adopted bus
- * fds; each turn of the loop flushes what the bus queued.
+ * ingress), leases a PersonaPlex server from the pool per call, opens a
+ * session there with the call's persona, and moves Ogg pages between
+ * them. One thread: lws services the sockets and the adopted bus fds;
+ * each turn of the loop flushes what the bus queued.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "egress.h"
 #include "log.h"
 #include "metrics.h"
+#include "persona.h"
 
 #define DEFAULT_TEXT_PROMPT                                                   \
 	"You are a helpful, friendly phone assistant. Keep your answers "     \
@@ -27,8 +29,9 @@
 struct settings {
 	struct cfg_common  common;
 	struct egress_opts eg;
-	struct cfg_opt     opts[CFG_COMMON_N + 5];
-	size_t             n;
+	long warm, handshake_ms, reconnect_ms, liveness_ms, text_gap_ms;
+	struct cfg_opt opts[CFG_COMMON_N + 11];
+	size_t         n;
 };
 
 static volatile sig_atomic_t stopping;
@@ -57,15 +60,39 @@ settings_table(struct settings *s)
 	s->opts[s->n++] = (struct cfg_opt) { "personaplex-urls",
 	    "EXOPLEX_PERSONAPLEX_URLS", NULL, CFG_STR, &e->urls, 0, 0, NULL,
 	    false, "comma-separated ws:// or wss:// PersonaPlex servers (no "
-	    "path means /api/chat); the first is used until the pool arrives",
-	    egress_check_urls };
+	    "path means /api/chat), one call at a time each; IP addresses "
+	    "avoid a blocking DNS lookup per session", egress_check_urls };
 	s->opts[s->n++] = (struct cfg_opt) { "voice-prompt",
 	    "EXOPLEX_VOICE_PROMPT", "NATF2.pt", CFG_STR, &e->voice_prompt, 0,
-	    0, NULL, false, "PersonaPlex voice (voice_prompt)", NULL };
+	    0, NULL, false, "default persona's voice (voice_prompt)", NULL };
 	s->opts[s->n++] = (struct cfg_opt) { "text-prompt",
 	    "EXOPLEX_TEXT_PROMPT", DEFAULT_TEXT_PROMPT, CFG_STR,
 	    &e->text_prompt, 0, 0, NULL, false,
-	    "PersonaPlex persona (text_prompt), non-empty", NULL };
+	    "default persona's text prompt (text_prompt), non-empty", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personas", "EXOPLEX_PERSONAS",
+	    NULL, CFG_STR, &e->personas, 0, 0, NULL, false, "INI file of "
+	    "personas ([name] voice, text, numbers), chosen per call by "
+	    "custom_parameters.persona or the dialled number", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-warm",
+	    "EXOPLEX_PERSONAPLEX_WARM", "0", CFG_INT, &s->warm, 0, 1000, NULL,
+	    false, "idle servers kept connected with the default persona, "
+	    "handshake done, for the next calls", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-handshake-ms",
+	    "EXOPLEX_PERSONAPLEX_HANDSHAKE_MS", "15000", CFG_INT,
+	    &s->handshake_ms, 100, 600000, NULL, false, "wait this long for "
+	    "a server's 0x00 handshake, then try another server", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-reconnect-ms",
+	    "EXOPLEX_PERSONAPLEX_RECONNECT_MS", "10000", CFG_INT,
+	    &s->reconnect_ms, 100, 600000, NULL, false, "time to replace a "
+	    "lost session before the call is hung up (persona_failed)", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "personaplex-liveness-ms",
+	    "EXOPLEX_PERSONAPLEX_LIVENESS_MS", "10000", CFG_INT,
+	    &s->liveness_ms, 100, 600000, NULL, false, "a session that "
+	    "sends nothing this long while we send audio is replaced", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "agent-text-gap-ms",
+	    "EXOPLEX_AGENT_TEXT_GAP_MS", "600", CFG_INT, &s->text_gap_ms, 50,
+	    60000, NULL, false, "silence in the agent's text that ends an "
+	    "utterance (agent_text)", NULL };
 	s->opts[s->n++] = (struct cfg_opt) { "personaplex-ca",
 	    "EXOPLEX_PERSONAPLEX_CA", NULL, CFG_STR, &e->ca_file, 0, 0, NULL,
 	    false, "PEM CA file trusted for wss:// besides the system's "
@@ -73,7 +100,7 @@ settings_table(struct settings *s)
 	s->opts[s->n++] = (struct cfg_opt) { "personaplex-insecure",
 	    "EXOPLEX_PERSONAPLEX_INSECURE", "0", CFG_BOOL, &e->insecure, 0, 0,
 	    NULL, false, "skip wss:// certificate checks (private links "
-	    "only)", NULL };
+	    "only: anyone on the path could pose as the server)", NULL };
 	// clang-format on
 }
 
@@ -107,6 +134,12 @@ main(int argc, char **argv)
 	    s.opts, s.n, argc, argv, "exoplex-egress", err, sizeof(err));
 	if (rc == 1)
 		return 0;
+	s.eg.warm         = (unsigned)s.warm;
+	s.eg.handshake_ms = (unsigned)s.handshake_ms;
+	s.eg.reconnect_ms = (unsigned)s.reconnect_ms;
+	s.eg.liveness_ms  = (unsigned)s.liveness_ms;
+	s.eg.text_gap_ms  = (unsigned)s.text_gap_ms;
+	persona_lib_init();
 	if (rc || egress_check_opts(&s.eg, err, sizeof(err))) {
 		fprintf(stderr, "exoplex-egress: %s\n", err);
 		return 2;

@@ -2,10 +2,12 @@
  * session.c - one WebSocket to one PersonaPlex server.
  *
  * The session struct is ours, not lws's: the wsi points at it as its
- * (externally allocated) user data, and the link is cut (set to NULL) the
- * moment the session ends or its owner leaves. Callbacks for a wsi whose
- * session is gone only finish closing it, so neither side can touch freed
- * memory whatever order lws delivers its callbacks in.
+ * (externally allocated) user data. When the owner leaves (or hears of a
+ * failure) the session "retires": no owner, no callbacks, but it stays
+ * until lws reports its socket closed or destroyed, so the pool learns
+ * when the server is really free. The link is cut (user set to NULL) when
+ * the socket goes, and at env teardown; callbacks for a wsi without a
+ * session only finish closing it.
  */
 #include "session.h"
 
@@ -36,7 +38,7 @@ struct out_msg {
 struct session_env {
 	struct session_env_opts o;
 	struct session         *list; /* every session not yet freed */
-	size_t                  count;
+	size_t                  count, owned;
 	struct metric *active, *handshakes, *up_sent, *up_dropped, *down_pages,
 	    *down_bytes, *text_pieces;
 };
@@ -44,7 +46,7 @@ struct session_env {
 struct session {
 	struct session_env      *env;
 	struct session          *prev, *next;
-	struct lws              *wsi; /* NULL once detached */
+	struct lws              *wsi; /* NULL once lws is done with it */
 	enum session_state       state;
 	const struct session_cb *cb; /* NULL once the owner left or ended */
 	void                    *owner;
@@ -61,8 +63,10 @@ struct session {
 	bool     rx_skip; /* dropping the rest of an oversized message */
 	bool     rx_bin;
 
+	long tag; /* for env's gone callback; -1: none */
 	int  busy; /* >0 while an owner callback runs */
-	bool doomed; /* free when busy drops to 0 */
+	bool doomed; /* finish when busy drops to 0 */
+	bool retired; /* the owner is gone (closed or ended) */
 	bool upgraded; /* a WebSocket now: it can take a close frame */
 	bool in_connect;
 	char connect_err[160]; /* an error lws reported inside connect */
@@ -126,29 +130,19 @@ queue_clear(struct session *s)
 	s->qlen             = 0;
 }
 
-/* Cuts the wsi loose. An upgraded socket is asked for a writeable
- * callback, where the orphan sends its close frame; one still connecting
- * is dropped. */
-static void
-detach(struct session *s)
-{
-	if (!s->wsi)
-		return;
-	lws_set_wsi_user(s->wsi, NULL);
-	if (!s->upgraded)
-		lws_set_timeout(
-		    s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-	else
-		lws_callback_on_writable(s->wsi);
-	s->wsi = NULL;
-}
-
 static void
 session_free(struct session *s)
 {
 	struct session_env *e = s->env;
 
-	detach(s);
+	if (s->wsi) {
+		/* Only at env teardown or a failed open: lws keeps the
+		 * socket; its callbacks find no session. */
+		lws_set_wsi_user(s->wsi, NULL);
+		lws_set_timeout(
+		    s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		s->wsi = NULL;
+	}
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -156,20 +150,56 @@ session_free(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	e->count--;
-	metric_set(e->active, (int64_t)e->count);
 	queue_clear(s);
 	free(s->rx);
 	free(s);
 }
 
-/* Frees s now, or when the owner callback it is inside returns. */
+/* The socket is gone: say so (the pool may reuse the server now) and
+ * free s, or do that when the owner callback it is inside returns. */
 static void
-release(struct session *s)
+finish(struct session *s)
 {
-	if (s->busy)
+	struct session_env *e = s->env;
+
+	if (s->busy) {
 		s->doomed = true;
-	else
-		session_free(s);
+		return;
+	}
+	if (s->tag >= 0 && e->o.gone)
+		e->o.gone(e->o.gone_arg, s->tag);
+	session_free(s);
+}
+
+/* The owner has gone (closed, or told of a failure). The session stays
+ * until its socket is gone: an upgraded socket sends its close frame
+ * from the next writeable callback, one still connecting is dropped. */
+static void
+retire(struct session *s)
+{
+	struct session_env *e = s->env;
+
+	if (!s->retired) {
+		s->retired = true;
+		e->owned--;
+		metric_set(e->active, (int64_t)e->owned);
+	}
+	s->state = SESSION_CLOSING;
+	s->cb    = NULL;
+	s->owner = NULL;
+	queue_clear(s);
+	if (!s->wsi) {
+		finish(s);
+		return;
+	}
+	if (s->upgraded) {
+		/* A server that never lets us write still goes, in time. */
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+		lws_callback_on_writable(s->wsi);
+	} else {
+		lws_set_timeout(
+		    s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
 }
 
 void
@@ -198,7 +228,7 @@ count_failure(struct session_env *e, const char *reason)
 	        "PersonaPlex sessions that failed, by reason.", l));
 }
 
-/* The session failed: the owner hears it once, then s goes. */
+/* The session failed: the owner hears it once, then s retires. */
 static void
 ended(struct session *s, const char *reason, const char *detail)
 {
@@ -206,14 +236,14 @@ ended(struct session *s, const char *reason, const char *detail)
 	void                    *owner = s->owner;
 	uint64_t                 now   = mono_us();
 
+	if (s->retired) {
+		if (!s->wsi)
+			finish(s);
+		return;
+	}
 	s->state = SESSION_CLOSING;
 	s->cb    = NULL;
 	s->owner = NULL;
-	detach(s);
-	if (!cb) {
-		release(s);
-		return;
-	}
 	count_failure(s->env, reason);
 	LOGW(s->env->o.log, &s->ids,
 	    "PersonaPlex session to %s failed: %s (%s) after %.1f s%s",
@@ -221,9 +251,10 @@ ended(struct session *s, const char *reason, const char *detail)
 	    (double)(now - s->opened_us) / 1e6,
 	    s->ready_us ? "" : ", before its handshake");
 	s->busy++;
-	cb->ended(owner, s, reason, detail);
+	if (cb)
+		cb->ended(owner, s, reason, detail);
 	s->busy--;
-	release(s);
+	retire(s);
 }
 
 int
@@ -249,7 +280,9 @@ session_open(struct session **out, struct session_env *e,
 		e->list->prev = s;
 	e->list = s;
 	e->count++;
-	metric_set(e->active, (int64_t)e->count);
+	e->owned++;
+	s->tag = -1;
+	metric_set(e->active, (int64_t)e->owned);
 
 	memset(&i, 0, sizeof(i));
 	i.context = e->o.context;
@@ -284,6 +317,8 @@ session_open(struct session **out, struct session_env *e,
 		/* After an error inside the call lws owns (or freed) it. */
 		s->wsi = s->connect_err[0] ? NULL : wsi;
 		s->cb  = NULL;
+		e->owned--;
+		metric_set(e->active, (int64_t)e->owned);
 		session_free(s);
 		return ECONNREFUSED;
 	}
@@ -302,10 +337,13 @@ session_close(struct session *s, const char *why)
 	LOGI(s->env->o.log, &s->ids,
 	    "PersonaPlex session to %s: closing (%s) after %.1f s", s->server,
 	    why ? why : "done", (double)(mono_us() - s->opened_us) / 1e6);
-	s->cb    = NULL;
-	s->owner = NULL;
-	s->state = SESSION_CLOSING;
-	release(s);
+	retire(s);
+}
+
+void
+session_set_tag(struct session *s, long tag)
+{
+	s->tag = tag;
 }
 
 void
@@ -609,8 +647,10 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (!s) {
+		if (!s || s->retired) {
 			/* Its owner left while it connected: say goodbye. */
+			if (s)
+				s->upgraded = true;
 			lws_callback_on_writable(wsi);
 			return 0;
 		}
@@ -623,17 +663,17 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_RECEIVE:
-		if (!s)
+		if (!s || s->retired)
 			return 0;
 		s->busy++;
 		on_receive(s, wsi, in, len);
 		s->busy--;
 		if (s->doomed)
-			session_free(s);
+			finish(s);
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (!s) {
+		if (!s || s->retired) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL,
 			    (unsigned char *)"bye", 3);
 			return -1;

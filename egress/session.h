@@ -16,7 +16,9 @@
  * two ways: the owner calls session_close (no callback follows), or the
  * session fails and calls cb->ended once (the owner must forget the
  * session in that callback). Either way the session frees itself once
- * lws is done with its socket.
+ * lws is done with its socket, and then calls the env's gone callback
+ * with the session's tag (session_set_tag), so a pool knows when the
+ * server has seen the last of that socket.
  */
 #ifndef EXO_SESSION_H
 #define EXO_SESSION_H
@@ -47,6 +49,9 @@ enum session_state {
 #define SESSION_CLOSED_PROMPTING "closed_before_handshake"
 #define SESSION_CLOSED "closed"
 #define SESSION_SEND_FAILED "send_failed"
+/* Reasons an owner gives session_fail. */
+#define SESSION_HANDSHAKE_TIMEOUT "handshake_timeout"
+#define SESSION_SILENT "silent"
 
 struct session_cb {
 	/* 0x00 arrived: the session is ready for audio. */
@@ -58,8 +63,9 @@ struct session_cb {
 	/* 0x02: one UTF-8 piece (validated; not NUL-terminated). */
 	void (*text)(
 	    void *owner, struct session *s, const char *utf8, size_t len);
-	/* The session failed (reason is one of SESSION_*, detail a
-	 * human-readable cause). s is freed after this returns. */
+	/* The session failed (reason is one of SESSION_*, or the owner's
+	 * own for session_fail; detail a human-readable cause). s must not
+	 * be used after this returns. */
 	void (*ended)(void *owner, struct session *s, const char *reason,
 	    const char *detail);
 };
@@ -76,6 +82,10 @@ struct session_env_opts {
 	/* Skip certificate checks for wss:// (private links only). The CA
 	 * file is a vhost setting: see client_ssl_ca_filepath. */
 	bool insecure;
+	/* Called once per tagged session when its socket is gone (after
+	 * session_close or cb->ended; never during session_env_free). */
+	void (*gone)(void *arg, long tag);
+	void *gone_arg;
 };
 
 /* Creates the shared state and registers the session metrics. Returns 0
@@ -86,7 +96,7 @@ int session_env_alloc(
  * to lws), then frees env. Call before lws_context_destroy. */
 void session_env_free(struct session_env *env);
 
-/* Number of sessions not yet freed. */
+/* Number of sessions not yet freed (closing ones included). */
 size_t session_env_count(const struct session_env *env);
 
 /* Opens a session to url, requesting target (ppurl_target). ids are
@@ -100,6 +110,9 @@ int session_open(struct session **out, struct session_env *env,
  * it is upgraded, or drops the connection attempt. No callback follows;
  * s must not be used after. */
 void session_close(struct session *s, const char *why);
+
+/* Sets the tag env's gone callback will get for s (default -1: none). */
+void session_set_tag(struct session *s, long tag);
 
 /* The owner judges the session failed (e.g. a handshake or liveness
  * timeout): logs, counts reason, closes like session_close and calls

@@ -41,7 +41,17 @@ struct fix {
 	struct fake            fake;
 	int                    port;
 	struct lws_protocols   client_protos[2];
+	int                    gone; /* gone callbacks */
+	long                   gone_tag; /* the last one's tag */
 };
+
+static void
+on_gone(void *arg, long tag)
+{
+	struct fix *x = arg;
+	x->gone++;
+	x->gone_tag = tag;
+}
 
 static void
 on_hs(void *owner, struct session *s)
@@ -141,6 +151,8 @@ fix_init_opts(struct fix *x, const struct fix_opts *o)
 	so.queue_max = o->queue_max;
 	so.rx_max    = o->rx_max;
 	so.insecure  = o->insecure;
+	so.gone      = on_gone;
+	so.gone_arg  = x;
 	if (session_env_alloc(&x->env, &so))
 		return 1;
 	lws_sul_schedule(x->ctx, 0, &x->sul, wake, 10 * 1000);
@@ -232,6 +244,7 @@ test_full_conversation(void)
 	TEST_EQ(fix_init(&x, 0, 0), 0);
 	TEST_EQ(open_session(&x, &o, "Be brief + kind."), 0);
 	TEST_ASSERT(o.s != NULL);
+	session_set_tag(o.s, 7);
 	TEST_EQ(session_state(o.s), SESSION_CONNECTING);
 	TEST_EQ(session_env_count(x.env), 1);
 
@@ -325,14 +338,20 @@ test_full_conversation(void)
 	}
 	TEST_EQ(metric_val(&x, "exoplex_egress_uplink_pages_total"), 3);
 
-	/* The owner leaves: a close frame with 1000, no callback. */
+	/* The owner leaves: a close frame with 1000, no callback. The
+	 * session is gone (and says so) once the socket is. */
 	session_close(o.s, "test over");
 	o.s = NULL;
-	TEST_EQ(session_env_count(x.env), 0);
+	TEST_EQ(metric_val(&x, "exoplex_egress_sessions_active"), 0);
+	TEST_EQ(x.gone, 0);
 	TEST_ASSERT(run_until(&x, &x.fake.closed));
 	TEST_EQ(x.fake.close_code, 1000);
+	for (uint64_t end = mono_us() + 5000000; mono_us() < end && !x.gone;)
+		lws_service(x.ctx, 0);
+	TEST_EQ(x.gone, 1);
+	TEST_EQ(x.gone_tag, 7);
+	TEST_EQ(session_env_count(x.env), 0);
 	TEST_ASSERT(!o.ended);
-	TEST_EQ(metric_val(&x, "exoplex_egress_sessions_active"), 0);
 	fix_fini(&x);
 	return 0;
 }
@@ -346,9 +365,13 @@ test_closed_before_handshake(void)
 	TEST_EQ(fix_init(&x, 0, 0), 0);
 	x.fake.close_at_once = true;
 	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	session_set_tag(o.s, 3);
 	TEST_ASSERT(run_until(&x, &o.ended));
 	TEST_STREQ(o.reason, SESSION_CLOSED_PROMPTING);
 	TEST_EQ(o.handshakes, 0);
+	/* The socket was already gone when the owner heard. */
+	TEST_EQ(x.gone, 1);
+	TEST_EQ(x.gone_tag, 3);
 	TEST_EQ(session_env_count(x.env), 0);
 	TEST_EQ(metric_val(&x,
 	            "exoplex_egress_session_failures_total{reason="
@@ -549,6 +572,39 @@ test_close_while_prompting(void)
 	return 0;
 }
 
+/* The owner gives up on the handshake: it hears of the failure at once,
+ * the server gets a close frame, and the server is reported gone only
+ * after the socket is. */
+static int
+test_fail_while_prompting(void)
+{
+	struct fix   x;
+	struct owner o = { 0 };
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	session_set_tag(o.s, 2);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && session_state(o.s) != SESSION_PROMPTING;)
+		lws_service(x.ctx, 0);
+	session_fail(o.s, SESSION_HANDSHAKE_TIMEOUT, "no 0x00 in time");
+	TEST_ASSERT(o.ended);
+	TEST_STREQ(o.reason, SESSION_HANDSHAKE_TIMEOUT);
+	TEST_EQ(x.gone, 0);
+	TEST_ASSERT(run_until(&x, &x.fake.closed));
+	TEST_EQ(x.fake.close_code, 1000);
+	for (uint64_t end = mono_us() + 5000000; mono_us() < end && !x.gone;)
+		lws_service(x.ctx, 0);
+	TEST_EQ(x.gone, 1);
+	TEST_EQ(x.gone_tag, 2);
+	TEST_EQ(metric_val(&x,
+	            "exoplex_egress_session_failures_total{reason="
+	            "\"handshake_timeout\"}"),
+	    1);
+	fix_fini(&x);
+	return 0;
+}
+
 /* The owner leaves before the socket is even connected: it is dropped,
  * nothing is left behind and no callback comes. */
 static int
@@ -559,8 +615,14 @@ test_close_while_connecting(void)
 
 	TEST_EQ(fix_init(&x, 0, 0), 0);
 	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	session_set_tag(o.s, 5);
 	session_close(o.s, "caller hung up");
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && session_env_count(x.env);)
+		lws_service(x.ctx, 0);
 	TEST_EQ(session_env_count(x.env), 0);
+	TEST_EQ(x.gone, 1);
+	TEST_EQ(x.gone_tag, 5);
 	run_for(&x, 200);
 	TEST_ASSERT(!o.ended);
 	TEST_EQ(x.fake.connections == 0 || x.fake.closed, 1);
@@ -718,5 +780,5 @@ TEST_MAIN(TEST(test_full_conversation), TEST(test_closed_before_handshake),
     TEST(test_server_closes_after_handshake), TEST(test_connect_refused),
     TEST(test_queue_bound_keeps_headers), TEST(test_oversized_message_dropped),
     TEST(test_longest_target_arrives_whole), TEST(test_wss),
-    TEST(test_close_while_prompting), TEST(test_close_while_connecting),
-    TEST(test_close_while_upgrade_pending))
+    TEST(test_close_while_prompting), TEST(test_fail_while_prompting),
+    TEST(test_close_while_connecting), TEST(test_close_while_upgrade_pending))

@@ -8,7 +8,11 @@
 void
 fake_queue(struct fake *f, const void *data, size_t len, size_t split)
 {
-	struct smsg *m = &f->out[f->nout++];
+	struct smsg *m;
+
+	if (f->nout >= MAXMSG || len > sizeof(m->data))
+		return;
+	m = &f->out[f->nout++];
 	memcpy(m->data, data, len);
 	m->len   = len;
 	m->split = split;
@@ -41,6 +45,11 @@ fake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		f->wsi = wsi;
 		f->connections++;
+		f->hs_sent = false;
+		if (++f->open > f->max_open)
+			f->max_open = f->open;
+		if (f->auto_hs && !f->close_at_once)
+			fake_queue(f, "", 1, 0);
 		lws_hdr_copy(wsi, f->uri, sizeof(f->uri), WSI_TOKEN_GET_URI);
 		urlarg(wsi, "voice_prompt=", f->voice, sizeof(f->voice));
 		urlarg(wsi, "text_prompt=", f->text, sizeof(f->text));
@@ -61,7 +70,7 @@ fake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			f->rx_len[f->nrx++] = len;
 		}
 		/* Echo audio back, as fakeplex's echo mode would. */
-		if (len && ((uint8_t *)in)[0] == 0x01 && f->nout < MAXMSG)
+		if (len && ((uint8_t *)in)[0] == 0x01 && !f->mute)
 			fake_queue(f, in, len, 0);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE: {
@@ -113,7 +122,13 @@ fake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		f->closed = true;
-		f->wsi    = NULL;
+		f->closes++;
+		f->open--;
+		/* What it had not sent yet dies with the connection. */
+		f->iout         = f->nout;
+		f->frag_pending = false;
+		if (f->wsi == wsi)
+			f->wsi = NULL;
 		return 0;
 	default:
 		return 0;

@@ -33,7 +33,9 @@ struct fake {
 	char                 voice[256];
 	char                 text[4096];
 	bool        close_at_once; /* refuse: close right after the upgrade */
-	bool        hs_sent;
+	bool        auto_hs; /* send 0x00 on every connection at once */
+	bool        mute; /* do not echo 0x01 messages */
+	bool        hs_sent; /* on the current connection */
 	int         rx_before_hs;
 	uint8_t     rx[MAXMSG][512];
 	size_t      rx_len[MAXMSG];
@@ -43,6 +45,9 @@ struct fake {
 	bool        frag_pending; /* first fragment of out[iout] sent */
 	int         close_code;
 	bool        closed;
+	int         closes; /* connections closed so far */
+	int         open; /* connections open now */
+	int         max_open; /* most open at once */
 };
 
 /* Adds the stand-in as a vhost of ctx listening on 127.0.0.1 (a port the
@@ -53,7 +58,8 @@ int testsrv_start(struct fake *f, struct lws_context *ctx, const char *cert,
     const char *key);
 
 /* Queues a message for the server to send (split > 0: as two fragments;
- * a message starting with 'T' goes as a text frame without the 'T'). */
+ * a message starting with 'T' goes as a text frame without the 'T').
+ * Dropped when MAXMSG messages were queued already. */
 void fake_queue(struct fake *f, const void *data, size_t len, size_t split);
 
 #endif
