@@ -128,6 +128,16 @@ main(int argc, char **argv)
 		.max  = 86400000,
 		.help = "drop each conversation (no close frame) this long "
 		        "after its handshake; 0 = never" };
+	opts[n++] = (struct cfg_opt) { .flag = "drop-count",
+		.env                         = "EXOPLEX_FAKEPLEX_DROP_COUNT",
+		.def                         = "0",
+		.type                        = CFG_INT,
+		.dst                         = &po.drop_count,
+		.min                         = 0,
+		.max                         = 1000000,
+		.help
+		= "with --drop-after-ms: drop only the first N "
+		  "conversations (all listeners together); 0 = every one" };
 	opts[n++] = (struct cfg_opt) { .flag = "refuse",
 		.env                         = "EXOPLEX_FAKEPLEX_REFUSE",
 		.def                         = "0",

@@ -542,6 +542,9 @@ tick(lws_sorted_usec_list_t *sul)
 		if (h->st == PS_PROMPT && now >= h->deadline_us) {
 			handshake(h);
 		} else if (h->st == PS_LIVE && p->o->drop_after_ms > 0
+		    && (p->o->drop_count == 0
+		        || stats_get(p->st, ST_SESSIONS_DROPPED)
+		            < p->o->drop_count)
 		    && now - h->live_us
 		        >= (uint64_t)p->o->drop_after_ms * 1000) {
 			stats_add(p->st, ST_SESSIONS_DROPPED, 1);

@@ -33,6 +33,7 @@ struct plex_opts {
 	struct conv_opts conv;
 	long             handshake_delay_ms;
 	long             drop_after_ms; /* 0: never drop a live session */
+	long             drop_count; /* drop only the first N; 0: all */
 	bool             refuse; /* abort every session at once */
 	long             out_max; /* queued messages per session (0: 4096) */
 };

@@ -136,8 +136,14 @@ free_port(void)
 	return port;
 }
 
+/* Planned drops for the next world_init (0: none). */
+struct drops {
+	long after_ms, count;
+};
+
 static int
-world_init(struct world *w, long delay_ms, const char *text)
+world_init_drops(
+    struct world *w, long delay_ms, const char *text, const struct drops *d)
 {
 	struct lws_context_creation_info info;
 
@@ -155,6 +161,8 @@ world_init(struct world *w, long delay_ms, const char *text)
 	w->po.conv.mode          = CONV_ECHO;
 	w->po.conv.text          = text;
 	w->po.handshake_delay_ms = delay_ms;
+	w->po.drop_after_ms      = d ? d->after_ms : 0;
+	w->po.drop_count         = d ? d->count : 0;
 	if (plex_alloc(&w->p, &w->po, w->st, &w->lg, NULL))
 		return 1;
 	memset(&info, 0, sizeof(info));
@@ -162,6 +170,12 @@ world_init(struct world *w, long delay_ms, const char *text)
 	info.protocols = cli_protocols;
 	w->cctx        = lws_create_context(&info);
 	return w->cctx == NULL;
+}
+
+static int
+world_init(struct world *w, long delay_ms, const char *text)
+{
+	return world_init_drops(w, delay_ms, text, NULL);
 }
 
 static void
@@ -488,6 +502,38 @@ test_listeners_are_independent(void)
 	return 0;
 }
 
+/* --drop-after-ms with --drop-count 1: the first conversation is
+ * dropped (no close frame), the next one on the same listener is not. */
+static int
+test_drop_first_only(void)
+{
+	struct world w;
+	struct drops d = { .after_ms = 100, .count = 1 };
+	struct cli  *a = cli_new(), *b = cli_new();
+
+	TEST_EQ(world_init_drops(&w, 0, NULL, &d), 0);
+	TEST_EQ(cli_connect(&w, a, CHAT), 0);
+	WAIT_FOR(&w, a->nmsg >= 3);
+	WAIT_FOR(&w, a->closed);
+	TEST_EQ(a->close_code, 0);
+	TEST_EQ(stats_get(w.st, ST_SESSIONS_DROPPED), 1);
+	TEST_EQ(cli_connect(&w, b, CHAT), 0);
+	WAIT_FOR(&w, b->nmsg >= 3);
+	/* Well past the drop time: still up (a guard, not a timing). */
+	for (int i = 0; i < 40; i++)
+		spin(&w);
+	TEST_ASSERT(!b->closed);
+	TEST_EQ(stats_get(w.st, ST_SESSIONS_DROPPED), 1);
+	TEST_EQ(stats_get(w.st, ST_HANDSHAKES), 2);
+	b->want_close = true;
+	lws_callback_on_writable(b->wsi);
+	WAIT_FOR(&w, b->closed);
+	cli_free(a);
+	cli_free(b);
+	world_fini(&w);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_echo_session), TEST(test_lock_and_early_bytes),
     TEST(test_handshake_delay_and_bad_queries), TEST(test_fatal_uplink_closes),
-    TEST(test_listeners_are_independent))
+    TEST(test_listeners_are_independent), TEST(test_drop_first_only))
