@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
+#include <nng/protocol/pubsub0/pub.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +47,8 @@ struct bus {
 	nng_socket sock;
 	nng_dialer dialer;
 	nng_listener listener;
+	nng_socket tap; /* pub; valid only when tapping */
+	bool tapping;
 	struct bus_opts o;
 	char link[32], self[32];
 	struct log *log;
@@ -210,6 +214,96 @@ ensure_ipc_dir(const struct bus_opts *o)
 	return err;
 }
 
+static bool
+word_in(const char *v, const char *const *words)
+{
+	for (; *words; words++)
+		if (!strcasecmp(v, *words))
+			return true;
+	return false;
+}
+
+int
+bus_tap_url(const char *tap, const char *self, const char *link,
+    const char *link_url, char *buf, size_t buflen)
+{
+	static const char *const off[] = { "", "0", "off", "no", "false",
+		NULL };
+	static const char *const on[] = { "1", "on", "yes", "true", NULL };
+	char dir[512];
+	int n;
+
+	if (!tap || word_in(tap, off))
+		return ENOENT;
+	if (strstr(tap, "://")) {
+		n = snprintf(buf, buflen, "%s", tap);
+		return n < 0 || (size_t) n >= buflen ? EINVAL : 0;
+	}
+	if (tap[0] == '/') {
+		snprintf(dir, sizeof(dir), "%s", tap);
+	} else if (word_in(tap, on)) {
+		const char *p = link_url, *slash = NULL;
+		const char *env = getenv("EXOPLEX_BUS_DIR");
+		if (p && !strncmp(p, "ipc://", 6))
+			slash = strrchr(p + 6, '/');
+		if (slash && slash > p + 6)
+			snprintf(dir, sizeof(dir), "%.*s",
+			    (int) (slash - (p + 6)), p + 6);
+		else
+			snprintf(dir, sizeof(dir), "%s",
+			    env && *env ? env : "/run/exoplex");
+	} else {
+		return EINVAL;
+	}
+	n = snprintf(buf, buflen, "ipc://%s/tap-%s-%s.sock", dir, self, link);
+	return n < 0 || (size_t) n >= buflen ? EINVAL : 0;
+}
+
+/* Opens the tap's pub socket if the settings ask for one. Never fatal:
+ * the link works without it. */
+static void
+tap_open(struct bus *b, const struct bus_opts *o)
+{
+	const char *set = o->tap ? o->tap : getenv(BUS_TAP_ENV);
+	char url[600];
+	int rv = bus_tap_url(set, b->self, b->link, o->url, url, sizeof(url));
+
+	if (rv == ENOENT)
+		return;
+	if (rv != 0) {
+		LOGW(b->log, NULL,
+		    "bus %s: tap setting '%s' (%s) is not off, on, a "
+		    "directory or a URL: no tap",
+		    b->link, set, BUS_TAP_ENV);
+		return;
+	}
+	struct bus_opts d = { .link = b->link, .url = url, .log = b->log };
+	if (ensure_ipc_dir(&d))
+		return;
+	if ((rv = nng_pub0_open(&b->tap)) != 0)
+		goto fail;
+	/* Room for bursts; beyond it pub drops for that subscriber only. */
+	nng_socket_set_int(b->tap, NNG_OPT_SENDBUF, 256);
+	if ((rv = nng_listen(b->tap, url, NULL, 0)) != 0) {
+		nng_close(b->tap);
+		goto fail;
+	}
+	b->tapping = true;
+	LOGI(b->log, NULL, "bus %s: tap on %s", b->link, url);
+	return;
+fail:
+	LOGW(b->log, NULL, "bus %s: cannot open tap %s: %s (no tap)",
+	    b->link, url, nng_strerror(rv));
+}
+
+/* Publishes m (taking it) on the tap; pub never blocks. */
+static void
+tap_pub(struct bus *b, nng_msg *m)
+{
+	if (nng_sendmsg(b->tap, m, NNG_FLAG_NONBLOCK) != 0)
+		nng_msg_free(m);
+}
+
 int
 bus_open(struct bus **out, const struct bus_opts *o)
 {
@@ -259,6 +353,7 @@ bus_open(struct bus **out, const struct bus_opts *o)
 		goto nngerr;
 	LOGI(b->log, NULL, "bus %s: %s %s", b->link,
 	    o->listen ? "listening on" : "dialing", o->url);
+	tap_open(b, o);
 	*out = b;
 	return 0;
 nngerr:
@@ -281,6 +376,8 @@ bus_close(struct bus *b)
 	if (!b)
 		return;
 	nng_close(b->sock);
+	if (b->tapping)
+		nng_close(b->tap);
 	free(b->arena);
 	free(b->ents);
 	free(b);
@@ -479,7 +576,14 @@ bus_flush(struct bus *b)
 			memcpy(p, b->arena + e->off, e->len);
 			p += e->len;
 		}
+		nng_msg *copy = NULL;
+		if (b->tapping && nng_msg_dup(&copy, m) != 0)
+			copy = NULL;
 		int rv = nng_sendmsg(b->sock, m, NNG_FLAG_NONBLOCK);
+		if (copy && rv == 0)
+			tap_pub(b, copy);
+		else if (copy)
+			nng_msg_free(copy);
 		if (rv != 0) {
 			nng_msg_free(m);
 			if (rv != NNG_EAGAIN)
@@ -525,7 +629,13 @@ bus_recv(struct bus *b, Exo__Envelope **env)
 	Exo__Envelope *e = exo__envelope__unpack(NULL, nng_msg_len(m),
 	    nng_msg_body(m));
 	size_t len = nng_msg_len(m);
-	nng_msg_free(m);
+	if (b->tapping) {
+		/* pair1 keeps its hop count in the header: not Envelope. */
+		nng_msg_header_clear(m);
+		tap_pub(b, m); /* as received, valid or not */
+	}
+	else
+		nng_msg_free(m);
 	if (!e || e->version != BUS_VERSION) {
 		uint64_t now = mono_us();
 		metric_inc(b->bad);

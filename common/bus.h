@@ -16,6 +16,15 @@
  *   exoplex_bus_frames_total{link,dir,kind}, exoplex_bus_frames_dropped_total
  *   {link,kind}, exoplex_bus_messages_total{link,dir},
  *   exoplex_bus_bad_messages_total{link}, exoplex_bus_peer_connected{link}.
+ *
+ * Tap: for debugging a live system, a bus can also publish a copy of every
+ * Envelope it sends and receives, unchanged, on an NNG pub socket (by
+ * default ipc://<dir>/tap-<self>-<link>.sock). Subscribers (exoplex-tap,
+ * nngcat --sub) never slow the link: pub drops what a slow or absent
+ * subscriber cannot take. A subscriber tells sent from received by the
+ * Envelope's sender (== self: sent). Off unless asked for; when off it
+ * costs one branch per message. A tap that cannot be opened is logged and
+ * left off; the link works regardless.
  */
 #ifndef EXO_BUS_H
 #define EXO_BUS_H
@@ -42,7 +51,22 @@ struct bus_opts {
 	size_t          audio_max;   /* per call; 0 = 25 frames */
 	size_t          control_max; /* 0 = 8192 frames */
 	size_t          msg_max;     /* bytes per NNG message; 0 = 1 MiB */
+	/* Tap: NULL = the environment variable EXOPLEX_BUS_TAP; "", "0",
+	 * "off", "no", "false" = no tap; "1", "on", "yes", "true" =
+	 * ipc://<dir>/tap-<self>-<link>.sock, dir being the ipc:// link's
+	 * directory, else $EXOPLEX_BUS_DIR, else /run/exoplex; an absolute
+	 * path = that directory instead; a URL (has "://") = that URL. */
+	const char     *tap;
 };
+
+#define BUS_TAP_ENV "EXOPLEX_BUS_TAP"
+
+/* Resolves a tap setting (as bus_opts.tap, but NULL means no tap here:
+ * the environment is not read) for a link into buf. Returns 0 with buf
+ * filled, ENOENT when the setting means no tap, EINVAL for a value it
+ * does not understand or a buf too small. */
+int bus_tap_url(const char *tap, const char *self, const char *link,
+    const char *link_url, char *buf, size_t buflen);
 
 /* Opens the socket and starts listening or dialing (a dial that fails now
  * keeps retrying in the background). For ipc:// the socket's directory is
