@@ -284,23 +284,23 @@ hooks_call_dtmf(
 	queue(c, EVENTS_DTMF, events_dtmf(&ids, &d), 0);
 }
 
-static int64_t
-offset_ms(const struct hooks_call *c, uint64_t us)
+int64_t
+hooks_call_ms(const struct hooks_call *c, uint64_t us)
 {
-	if (!us)
+	if (!c || !us)
 		return -1;
 	return us > c->started_us ? (int64_t)((us - c->started_us) / 1000) : 0;
 }
 
 void
 hooks_call_transcript(struct hooks_call *c, const char *speaker,
-    const char *text, bool final, uint64_t start_us, uint64_t end_us)
+    const char *text, bool final, int64_t start_ms, int64_t end_ms)
 {
 	if (!c || c->ended)
 		return;
 	struct events_call       ids = head(c, 0);
-	struct events_transcript t   = { speaker, text, final,
-		  offset_ms(c, start_us), offset_ms(c, end_us) };
+	struct events_transcript t
+	    = { speaker, text, final, start_ms, end_ms };
 	queue(c, EVENTS_TRANSCRIPT, events_transcript(&ids, &t), 0);
 }
 

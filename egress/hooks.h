@@ -63,10 +63,14 @@ void hooks_call_persona(struct hooks_call *c, const char *persona);
 void hooks_call_dtmf(struct hooks_call *c, const char *digit,
     unsigned duration_ms, uint64_t ts_us);
 
-/* speaker "caller" or "agent"; start_us/end_us: wall clock of the speech
- * (0 = unknown), sent as ms from the call's start. */
+/* speaker "caller" or "agent"; start_ms/end_ms: from the call's start
+ * (its call_start.started_us), -1 = unknown. */
 void hooks_call_transcript(struct hooks_call *c, const char *speaker,
-    const char *text, bool final, uint64_t start_us, uint64_t end_us);
+    const char *text, bool final, int64_t start_ms, int64_t end_ms);
+
+/* A wall clock time (µs) as ms from the call's start (0 if earlier, -1 for
+ * no call or time 0). */
+int64_t hooks_call_ms(const struct hooks_call *c, uint64_t wall_us);
 
 /* Queues call.ended (reason: see events_reason) and frees c. */
 void hooks_call_end(

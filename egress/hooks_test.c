@@ -171,8 +171,12 @@ test_call(void)
 	hooks_call_persona(c, "sales");
 	hooks_call_dtmf(c, "7", 120, 0);
 	hooks_call_transcript(c, "agent", "Namaste!", true,
-	    cs.started_us + 1500000, cs.started_us + 2250000);
-	hooks_call_transcript(c, "caller", "hello", false, 0, 0);
+	    hooks_call_ms(c, cs.started_us + 1500000),
+	    hooks_call_ms(c, cs.started_us + 2250000));
+	hooks_call_transcript(c, "caller", "hello", false, -1, -1);
+	TEST_EQ(hooks_call_ms(c, 0), -1);
+	TEST_EQ(hooks_call_ms(c, cs.started_us - 1000), 0);
+	TEST_EQ(hooks_call_ms(NULL, cs.started_us), -1);
 
 	/* egress restarts in the middle of the call: the re-announced call
 	 * gets no second call.started and its seq goes on. */
@@ -293,7 +297,7 @@ test_refused_and_off(void)
 	c = hooks_call_open(h, &cs, NULL);
 	TEST_ASSERT(c == NULL);
 	hooks_call_dtmf(c, "1", 1, 0);
-	hooks_call_transcript(c, "agent", "x", true, 0, 0);
+	hooks_call_transcript(c, "agent", "x", true, -1, -1);
 	hooks_call_end(c, "stopped", NULL);
 	hooks_call_close(NULL);
 	hooks_state(h, st, sizeof(st));
