@@ -3,7 +3,7 @@
 # socket sends can hurt a call.
 #
 # One good 15 s call (1 kHz tone, the stand-in echoes it) runs through the
-# trio (EXOPLEX_START_TIMEOUT_MS=1000). Once its audio flows, four
+# trio (EXOPLEX_START_TIMEOUT_MS=1000, eight PersonaPlex stand-ins). Once its audio flows, four
 # exoplex-abuse clients run at the same time against the same ingress:
 #   pre:   every kind of bad input, each on its own socket, without a start
 #          where the kind allows (media before start, invalid JSON, not an
@@ -30,8 +30,11 @@
 #     saw no protocol violation, and each of the trio exits 0 on SIGTERM.
 . "$(dirname "$0")/exotel_lib.sh"
 
-start_fakeplex --mode echo || exit 1
-start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" EXOPLEX_START_TIMEOUT_MS=1000 || exit 1
+# Eight PersonaPlex stand-ins: the abuse's own calls (those with a valid
+# start) must find a free server, or egress has ingress end them for
+# no_capacity before their bad input is even read.
+start_fakeplex_n 8 --mode echo || exit 1
+start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URLS" EXOPLEX_START_TIMEOUT_MS=1000 || exit 1
 URL="ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=8000"
 BAD='exoplex_exotel_bad_input_total'
 

@@ -57,6 +57,24 @@ wait_metric() {
 	return 1
 }
 
+# start_fakeplex_n N [FLAGS...]: the stand-in with N listeners (N
+# PersonaPlex servers, one conversation each); PLEX_URLS lists them for
+# EXOPLEX_PERSONAPLEX_URLS. Sets PLEX_ADM like start_fakeplex.
+start_fakeplex_n() {
+	local n=$1 ports listen="" urls="" p
+	shift
+	read -r -a ports <<<"$(free_ports $((n + 1)))"
+	for p in "${ports[@]:0:n}"; do
+		listen+="${listen:+,}127.0.0.1:$p"
+		urls+="${urls:+,}ws://127.0.0.1:$p"
+	done
+	PLEX_URLS=$urls
+	PLEX_ADM="http://127.0.0.1:${ports[n]}"
+	spawn fakeplex "$BIN/exoplex-fakeplex" --listen "$listen" \
+		--admin "127.0.0.1:${ports[n]}" "$@"
+	wait_http "$PLEX_ADM/healthz"
+}
+
 # alive_and_healthy: the trio and the stand-in are still running (by
 # PID) and the trio's /healthz answer 200.
 alive_and_healthy() {
