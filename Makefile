@@ -3,6 +3,8 @@
 #   make        build everything into build/bin
 #   make test   unit and end-to-end tests (what CI runs)
 #   make demo   a 10 s simulated call through the trio and a PersonaPlex stand-in
+#   make run    the trio (and the stand-in without EXOPLEX_PERSONAPLEX_URLS)
+#               under runit in the foreground; Ctrl-C stops it (deploy/runit)
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
@@ -12,11 +14,12 @@ DEB_PACKAGES = build-essential cmake pkg-config git \
 	libwebsockets-dev libopus-dev libsoxr-dev libogg-dev \
 	libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler \
 	libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcjson-dev \
-	libssl-dev libinih-dev opus-tools curl python3 ca-certificates
+	libssl-dev libinih-dev opus-tools curl python3 ca-certificates \
+	runit python3-yaml yamllint docker-compose python3-kubernetes
 
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: all build deps test unit e2e demo clean format
+.PHONY: all build deps test unit e2e demo run clean format
 
 all: build
 
@@ -49,6 +52,9 @@ e2e: build
 
 demo: build
 	BIN=$(BUILD)/bin tests/demo.sh
+
+run: build
+	BIN=$(abspath $(BUILD))/bin deploy/runit/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
