@@ -623,8 +623,9 @@ call_acquire(struct call *c)
 static void
 call_lose(struct call *c, const char *reason, const char *server)
 {
-	struct egress *e   = c->eg;
-	uint64_t       now = mono_us();
+	struct egress *e         = c->eg;
+	uint64_t       now       = mono_us();
+	bool           was_ready = c->ready;
 
 	text_flush(c);
 	if (c->srv >= 0) {
@@ -645,11 +646,16 @@ call_lose(struct call *c, const char *reason, const char *server)
 		c->lost_us = now;
 		c->retries = 0;
 	}
-	c->retry_us = now
-	    + (uint64_t)backoff_ms(
-	          &(struct backoff) { RETRY_BASE_MS, RETRY_MAX_MS },
-	          c->retries + 1, backoff_rand(&e->rng))
-	        * 1000;
+	/* A server that never got ready is resting now: the next one is
+	 * tried at once. A session that dropped waits a moment first, so
+	 * calls dropped together do not all rush the same servers. */
+	c->retry_us = now;
+	if (was_ready)
+		c->retry_us
+		    += (uint64_t)backoff_ms(
+		           &(struct backoff) { RETRY_BASE_MS, RETRY_MAX_MS },
+		           c->retries + 1, backoff_rand(&e->rng))
+		    * 1000;
 	LOGW(e->o.log, &c->ids,
 	    "session %u lost (%s): replacing it (%.1f s of %.1f s budget "
 	    "used)",
