@@ -154,6 +154,19 @@ static const struct session_cb warm_session_cb;
 static void                    kick_at(struct egress *e, uint64_t due_us);
 static void                    call_give_up(struct call *c, const char *why);
 
+/* Peer text for a log line: at most 64 bytes, control characters as
+ * '?', so a caller's value cannot forge lines. Returns buf. */
+static const char *
+safe(char *buf, size_t len, const char *s)
+{
+	size_t n = 0;
+
+	for (; s && *s && n + 1 < len && n < 64; s++)
+		buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+	buf[n] = '\0';
+	return buf;
+}
+
 /* ------------------------------------------------------------------ */
 /* Sending on the bus */
 
@@ -855,11 +868,12 @@ call_persona(struct egress *e, struct call *c, const Exo__CallStart *cs)
 	c->persona
 	    = persona_choose(e->personas, asked, cs->to, &why, &unknown);
 	if (unknown) {
+		char t[72];
 		metric_inc(e->m_persona_unknown);
 		LOGW(e->o.log, &c->ids,
-		    "no persona named '%.64s': choosing by number, then the "
+		    "no persona named '%s': choosing by number, then the "
 		    "default",
-		    asked);
+		    safe(t, sizeof(t), asked));
 	}
 	metric_inc(e->m_persona[why]);
 	if (!(c->text = malloc(PPURL_URL_MAX + 1)))
@@ -883,6 +897,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	const Exo__CallStart *cs = f->call_start;
 	struct call          *c  = strmap_get(e->calls, f->call_id);
 	struct quiet         *q;
+	char                  t1[72], t2[72];
 
 	if (c) {
 		/* Idempotent: a known call is only refreshed. */
@@ -920,7 +935,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 		metric_inc(e->m_refused);
 		LOGI(e->o.log, &c->ids,
 		    "call refused by ingress (%s): nothing to open",
-		    cs->refused);
+		    safe(t1, sizeof(t1), cs->refused));
 		return;
 	}
 	/* A call we learn of again (we restarted, or forgot it) may still
@@ -941,8 +956,9 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 		    "%u",
 		    c->sess_no + 1);
 	LOGI(e->o.log, &c->ids, "call started%s (from %s to %s, %u Hz)",
-	    cs->reannounce ? " (reannounced)" : "", cs->from ? cs->from : "",
-	    cs->to ? cs->to : "", cs->sample_rate);
+	    cs->reannounce ? " (reannounced)" : "",
+	    safe(t1, sizeof(t1), cs->from), safe(t2, sizeof(t2), cs->to),
+	    cs->sample_rate);
 	if (call_persona(e, c, cs)) {
 		LOGE(e->o.log, &c->ids, "out of memory for the call's prompt");
 		call_give_up(c, "out of memory");
