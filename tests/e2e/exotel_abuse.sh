@@ -26,8 +26,9 @@
 #   - the server closed the sockets it must close (1 MB: 1009; bad start
 #     and no start: 1008; wrong path: 404; garbage: closed), every client
 #     reached the server, the churn did all 200;
-#   - afterwards no socket or call is left open in ingress, the stand-in
-#     saw no protocol violation, and each of the trio exits 0 on SIGTERM.
+#   - afterwards no socket or call is left open in ingress, and the
+#     stand-in saw no protocol violation.
+# (Stopping the trio after such traffic is exotel_stop.sh.)
 . "$(dirname "$0")/exotel_lib.sh"
 
 # Eight PersonaPlex stand-ins: the abuse's own calls (those with a valid
@@ -132,5 +133,4 @@ wait_metric "$ADM_I" 'exoplex_calls_active' -eq 0 10
 v=$(plex_stat '["violations"]')
 [ "$v" = 0 ] || fail "the stand-in counted $v protocol violations"
 log "fakeplex: $(cut -c1-300 "$T/stats.json")"
-stop_clean ingress transcoder egress
 finish
