@@ -615,11 +615,12 @@ call_acquire(struct call *c)
 		}
 		warm_drop_pre(sv);
 	} else if (sv->warm) {
-		/* Warm with the wrong persona: close it, then ours. */
+		/* Warm with the wrong persona: close it, then ours. (Marked
+		 * closing first: the gone callback may come at once.) */
+		pool_closing(e->pool, (size_t)i);
 		session_close(sv->warm, "a call needs another persona");
 		sv->warm = NULL;
 		warm_drop_pre(sv);
-		pool_closing(e->pool, (size_t)i);
 		LOGI(e->o.log, &c->ids,
 		    "closing the warm session on %s for persona %s",
 		    sv->url.base, c->persona->name);
@@ -688,15 +689,15 @@ call_give_up(struct call *c, const char *why)
 	if (c->failed)
 		return;
 	c->failed = true;
+	if (c->srv >= 0) {
+		server_let_go(&e->servers[c->srv], had_sess);
+		c->srv = -1;
+	}
 	if (c->sess) {
 		session_close(c->sess, why);
 		c->sess = NULL;
 		if (c->sess_no)
 			send_session(c, false, "", why);
-	}
-	if (c->srv >= 0) {
-		server_let_go(&e->servers[c->srv], had_sess);
-		c->srv = -1;
 	}
 	metric_inc(e->m_gave_up);
 	LOGE(e->o.log, &c->ids,
@@ -758,10 +759,10 @@ call_free(struct call *c, const char *why)
 	struct egress *e = c->eg;
 
 	text_flush(c);
-	if (c->sess)
-		session_close(c->sess, why);
 	if (c->srv >= 0)
 		server_let_go(&e->servers[c->srv], c->sess != NULL);
+	if (c->sess)
+		session_close(c->sess, why);
 	LOGI(e->o.log, &c->ids,
 	    "call gone (%s) after %.1f s: persona %s, %u session(s), %u "
 	    "reconnect(s), %llu pages up (%llu dropped), %llu pages down",
@@ -1059,7 +1060,11 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		while ((rc = bus_recv(l->bus, &env)) != EAGAIN) {
 			if (rc)
 				continue; /* logged and counted by the bus */
-			for (size_t i = 0; i < env->n_frames; i++) {
+			/* Stopping (egress_free waits for close frames):
+			 * the calls are gone, so are their frames. */
+			for (size_t i = 0;
+			     atomic_load(&l->eg->running) && i < env->n_frames;
+			     i++) {
 				bus_count_in(l->bus, env->frames[i]);
 				dispatch(l->eg, l, env->frames[i]);
 			}

@@ -905,6 +905,31 @@ test_personas(void)
 	return 0;
 }
 
+/* egress stops while a call is up and its peers keep sending: the
+ * frames that come while it waits for the close frames are dropped. */
+static int
+test_stop_with_traffic(void)
+{
+	struct fix x;
+
+	TEST_EQ(fix_init(&x, true), 0);
+	x.fake[0].auto_hs = true;
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	send_call_start(&x, "S1", false);
+	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_SESSION_READY, "S1"));
+	for (int i = 0; i < 20; i++)
+		send_uplink(&x, "S1", 1, (uint8_t)i, i < 2);
+	send_call_start(&x, "S2", false);
+	send_call_stop(&x, "S1");
+	bus_flush(x.tr.bus);
+	bus_flush(x.in.bus);
+	usleep(20000);
+	egress_free(x.eg);
+	x.eg = NULL;
+	fix_fini(&x);
+	return 0;
+}
+
 static int
 test_no_server_configured(void)
 {
@@ -980,4 +1005,5 @@ TEST_MAIN(TEST(test_call_flow), TEST(test_unknown_call_announced_once),
     TEST(test_handshake_timeout_moves_on), TEST(test_reconnect_after_drop),
     TEST(test_reconnect_gives_up), TEST(test_silent_server_replaced),
     TEST(test_warm_session), TEST(test_personas),
-    TEST(test_no_server_configured), TEST(test_check_opts))
+    TEST(test_stop_with_traffic), TEST(test_no_server_configured),
+    TEST(test_check_opts))
