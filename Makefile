@@ -5,6 +5,7 @@
 #   make demo   a 10 s simulated call through the trio and a PersonaPlex stand-in
 #   make run    the trio (and the stand-in without EXOPLEX_PERSONAPLEX_URLS)
 #               under runit in the foreground; Ctrl-C stops it (deploy/runit)
+#   make lint   validate compose, Kubernetes, systemd and monitoring files
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
@@ -19,7 +20,7 @@ DEB_PACKAGES = build-essential cmake pkg-config git \
 
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: all build deps test unit e2e demo run clean format
+.PHONY: all build deps test unit e2e demo run lint clean format
 
 all: build
 
@@ -55,6 +56,9 @@ demo: build
 
 run: build
 	BIN=$(abspath $(BUILD))/bin deploy/runit/run.sh
+
+lint: build
+	BIN=$(abspath $(BUILD))/bin bash tests/e2e/ops_manifests.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
