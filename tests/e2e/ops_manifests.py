@@ -396,6 +396,8 @@ def check_k8s_layout(name, docs, where):
         sp = [p for p in svc["spec"]["ports"] if p["port"] == dport]
         if not sp:
             err(where, f"{name}: Service {host} has no port {dport}")
+        if not svc["spec"].get("publishNotReadyAddresses"):
+            err(where, f"{name}: Service {host} carries the bus: it must publish not-ready addresses")
     # The single-pod variant: all three in one pod, one shared bus dir.
     for w, tpl in pods_of(docs):
         cs = tpl["spec"]["containers"]

@@ -131,6 +131,7 @@ k8s readiness not /readyz|deploy/k8s/split/ingress.yaml|s|path: /readyz|path: /r
 k8s dialer to a missing Service|deploy/k8s/split/ingress.yaml|s|tcp://exoplex-transcoder:7101|tcp://exoplex-transcodr:7101|
 k8s bus port mismatch|deploy/k8s/split/transcoder.yaml|s|tcp://exoplex-egress:7102|tcp://exoplex-egress:7109|
 k8s wrong type|deploy/k8s/split/egress.yaml|s/replicas: 1/replicas: "1"/
+k8s bus Service waits for readiness|deploy/k8s/split/transcoder.yaml|/publishNotReadyAddresses: true/d
 k8s duplicate key|deploy/k8s/cell/cell.yaml|s/^  replicas: 2/  replicas: 2\n  replicas: 3/
 k8s cell without shared bus|deploy/k8s/cell/cell.yaml|0,/{name: bus, mountPath: \/run\/exoplex}/s//{name: busx, mountPath: \/run\/exoplex}/
 k8s missing secret key|deploy/k8s/base/secret.yaml|/ELEVENLABS_API_KEY/d
