@@ -201,6 +201,9 @@ struct server {
 	char                listen_desc[128];
 	_Atomic int         listening;
 	_Atomic int         ncalls;
+	/* egress's PersonaPlex pool, from its capacity frames (-1: not yet
+	 * heard from this egress), read by /readyz on the admin thread. */
+	_Atomic int         cap_free, cap_total;
 	bool                stopping;
 	int                 port; /* as bound (listen port 0 picks one) */
 	unsigned            ticks;
@@ -1209,13 +1212,32 @@ on_clear(struct server *s, struct conn *c, const Exo__Frame *f)
 	report_playout(s, c, mono_us());
 }
 
+/* egress says how many PersonaPlex servers could take a call now. */
+static void
+on_capacity(struct server *s, const Exo__Capacity *cap)
+{
+	int was = atomic_exchange(&s->cap_free, (int)cap->free);
+	atomic_store(&s->cap_total, (int)cap->total);
+	if ((was == 0) != (cap->free == 0) || was < 0)
+		LOGI(s->o.log, NULL, "PersonaPlex capacity: %u of %u servers free%s",
+		    cap->free, cap->total,
+		    cap->free == 0 && cap->total > 0 ? " (not ready for calls)"
+		                                     : "");
+}
+
 static void
 on_frame(struct server *s, struct bus *b, const Exo__Frame *f)
 {
-	struct conn *c = strmap_get(s->calls, f->call_id);
+	struct conn *c;
 	int          rv;
 	char         t[80];
 
+	if (f->body_case == EXO__FRAME__BODY_CAPACITY) {
+		if (b == s->o.bus_control && f->capacity)
+			on_capacity(s, f->capacity);
+		return;
+	}
+	c = strmap_get(s->calls, f->call_id);
 	if (c == NULL) {
 		metric_inc(s->m_bus_unknown);
 		LOGD(s->o.log, NULL, "bus: %s for unknown call %.64s ignored",
@@ -1620,6 +1642,8 @@ server_start(struct server **out, const struct server_opts *o)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return ENOMEM;
 	s->o        = *o;
+	atomic_init(&s->cap_free, -1);
+	atomic_init(&s->cap_total, 0);
 	s->max_msg  = o->max_msg ? o->max_msg : 256 * 1024;
 	s->start_us = (uint64_t)(o->start_ms ? o->start_ms : 10000) * 1000;
 	s->grace_us
@@ -1760,13 +1784,29 @@ server_service(struct server *s)
 int
 server_ready(struct server *s, char *detail, size_t len)
 {
-	int ready = atomic_load(&s->listening);
+	int listening = atomic_load(&s->listening);
+	int egress    = bus_peers(s->o.bus_control) > 0;
+	int cap_free  = atomic_load(&s->cap_free);
+	int cap_total = atomic_load(&s->cap_total);
+	/* A load balancer should send calls elsewhere while this cell
+	 * cannot serve one: egress away, or every PersonaPlex server busy.
+	 * With no servers configured at all there is nothing to wait for. */
+	int no_capacity = egress && cap_free == 0 && cap_total > 0;
+	int ready       = listening && egress && !no_capacity;
+	char cap[48];
 
+	if (cap_free < 0 || !egress)
+		snprintf(cap, sizeof(cap), "unknown");
+	else
+		snprintf(cap, sizeof(cap), "%d of %d free", cap_free,
+		    cap_total);
 	snprintf(detail, len,
-	    "%s on %s; calls %d; bus transcoder peers %d, control peers %d",
-	    ready ? "listening" : "not listening", s->listen_desc,
-	    atomic_load(&s->ncalls), bus_peers(s->o.bus_transcoder),
-	    bus_peers(s->o.bus_control));
+	    "%s on %s; calls %d; PersonaPlex capacity %s%s; bus transcoder "
+	    "peers %d, control peers %d%s",
+	    listening ? "listening" : "not listening", s->listen_desc,
+	    atomic_load(&s->ncalls), cap, no_capacity ? " (no capacity)" : "",
+	    bus_peers(s->o.bus_transcoder), bus_peers(s->o.bus_control),
+	    egress ? "" : " (egress not connected)");
 	return ready;
 }
 

@@ -344,8 +344,10 @@ pump(struct client *c, unsigned ms)
 		server_service(fx.srv);
 		bus_flush(fx.bt);
 		bus_flush(fx.bc);
-		peer_poll(&fx.pt);
-		peer_poll(&fx.pc);
+		if (fx.pt.b)
+			peer_poll(&fx.pt);
+		if (fx.pc.b)
+			peer_poll(&fx.pc);
 		if (c != NULL && c->fd >= 0)
 			client_read(c);
 	} while (mono_us() < end);
@@ -1181,6 +1183,50 @@ test_auth(void)
 
 /* Over EXOPLEX_MAX_CALLS: 1013, reported as no_capacity; and sockets
  * waiting for start are capped (503 at the upgrade). */
+/* /readyz follows egress: not ready while egress is away or reports every
+ * PersonaPlex server busy, ready again when one frees up. */
+static int
+test_readyz_capacity(void)
+{
+	Exo__Frame    f = EXO__FRAME__INIT;
+	Exo__Capacity cap = EXO__CAPACITY__INIT;
+	char          d[512];
+
+	if (setup())
+		return 1;
+	/* Before egress has said anything, capacity is unknown: ready. */
+	TEST_EQ(server_ready(fx.srv, d, sizeof(d)), 1);
+	TEST_ASSERT(strstr(d, "capacity unknown") != NULL);
+
+	f.body_case = EXO__FRAME__BODY_CAPACITY;
+	f.capacity  = &cap;
+	f.call_id   = "";
+	cap.free    = 0;
+	cap.total   = 2;
+	bus_send(fx.pc.b, &f);
+	for (int i = 0; i < 100 && server_ready(fx.srv, d, sizeof(d)); i++)
+		pump(NULL, 10);
+	TEST_EQ(server_ready(fx.srv, d, sizeof(d)), 0);
+	TEST_ASSERT(strstr(d, "0 of 2 free (no capacity)") != NULL);
+
+	cap.free = 1;
+	bus_send(fx.pc.b, &f);
+	for (int i = 0; i < 100 && !server_ready(fx.srv, d, sizeof(d)); i++)
+		pump(NULL, 10);
+	TEST_EQ(server_ready(fx.srv, d, sizeof(d)), 1);
+	TEST_ASSERT(strstr(d, "1 of 2 free") != NULL);
+
+	/* Egress gone: not ready, whatever it said last. */
+	bus_close(fx.pc.b);
+	fx.pc.b = NULL;
+	for (int i = 0; i < 200 && bus_peers(fx.bc); i++)
+		pump(NULL, 10);
+	TEST_EQ(server_ready(fx.srv, d, sizeof(d)), 0);
+	TEST_ASSERT(strstr(d, "egress not connected") != NULL);
+	teardown();
+	return 0;
+}
+
 static int
 test_capacity(void)
 {
@@ -1378,5 +1424,5 @@ test_rate_24k(void)
 
 TEST_MAIN(TEST(test_call), TEST(test_refusals), TEST(test_hangup_and_announce),
     TEST(test_marks), TEST(test_mark_fallback), TEST(test_clear),
-    TEST(test_dtmf_hangup), TEST(test_auth), TEST(test_capacity),
+    TEST(test_dtmf_hangup), TEST(test_auth), TEST(test_capacity), TEST(test_readyz_capacity),
     TEST(test_bad_input), TEST(test_rate_24k))
