@@ -1049,10 +1049,16 @@ static int
 bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
-	struct link   *l = lws_get_opaque_user_data(wsi);
-	Exo__Envelope *env;
-	int            rc;
+	struct link                *l = lws_get_opaque_user_data(wsi);
+	const struct lws_protocols *p = lws_get_protocol(wsi);
+	Exo__Envelope              *env;
+	int                         rc;
 
+	/* lws tells the first protocol of destroying every wsi, sessions'
+	 * too (session.h). */
+	if (reason == LWS_CALLBACK_WSI_DESTROY && p && p->name
+	    && !strcmp(p->name, PROTO_PP))
+		return session_lws_callback(wsi, reason, user, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (!l)

@@ -8,8 +8,11 @@
  */
 #include "egress.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bus.h"
@@ -44,6 +47,7 @@ struct fix_opts {
 	int         servers; /* stand-ins configured (0..NSRV) */
 	unsigned    warm, handshake_ms, reconnect_ms, liveness_ms;
 	const char *personas; /* file contents; NULL: none */
+	int         raw_port; /* >0: one more server, a bare TCP listener */
 };
 
 struct fix {
@@ -95,6 +99,10 @@ fix_init_opts(struct fix *x, const struct fix_opts *fo)
 		snprintf(x->server[i], sizeof(x->server[i]),
 		    "ws://127.0.0.1:%d/api/chat", x->port[i]);
 	}
+	if (fo->raw_port > 0)
+		snprintf(x->urls + strlen(x->urls),
+		    sizeof(x->urls) - strlen(x->urls), "%sws://127.0.0.1:%d",
+		    fo->servers ? "," : "", fo->raw_port);
 	if (fo->personas) {
 		FILE *f;
 		snprintf(x->personas, sizeof(x->personas), "%s/personas.ini",
@@ -133,7 +141,7 @@ fix_init_opts(struct fix *x, const struct fix_opts *fo)
 	eo.metrics       = x->m;
 	eo.to_transcoder = x->to_t;
 	eo.to_ingress    = x->to_i;
-	eo.urls          = fo->servers ? x->urls : NULL;
+	eo.urls          = fo->servers || fo->raw_port ? x->urls : NULL;
 	eo.voice_prompt  = "NATF2.pt";
 	eo.text_prompt   = "You answer the phone.";
 	eo.personas      = fo->personas ? x->personas : NULL;
@@ -905,6 +913,77 @@ test_personas(void)
 	return 0;
 }
 
+/* Calls that end while their session is still connecting: each server
+ * comes back once lws is done with the socket, however it ends it. */
+static int
+test_stop_while_connecting(void)
+{
+	struct fix      x;
+	struct fix_opts fo = { .servers = 2 };
+	char            id[8];
+
+	TEST_EQ(fix_init_opts(&x, &fo), 0);
+	x.fake[0].auto_hs = x.fake[1].auto_hs = true;
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "C%d", i);
+		send_call_start(&x, id, false);
+		/* The stop comes in the same message, or soon after. */
+		if (i % 2)
+			pump_ms(&x, 1);
+		send_call_stop(&x, id);
+		pump(&x);
+	}
+	PUMP_UNTIL(&x, egress_calls(x.eg) == 0 && servers_in(&x, "free") == 2);
+	TEST_EQ(count(&x.in, EXO__FRAME__BODY_HANGUP, NULL), 0);
+	TEST_ASSERT(x.fake[0].max_open <= 1);
+	TEST_ASSERT(x.fake[1].max_open <= 1);
+	fix_fini(&x);
+	return 0;
+}
+
+/* A server that takes the TCP connection but never answers the upgrade
+ * (a hung process): the call ends while egress waits for the answer, and
+ * the server must come back when the socket is dropped, though lws only
+ * reports it as an HTTP client closing. */
+static int
+test_stop_while_upgrade_pending(void)
+{
+	struct fix         x;
+	struct fix_opts    fo = { 0 };
+	struct sockaddr_in a  = { .sin_family = AF_INET };
+	socklen_t          al = sizeof(a);
+	int                ls, cs = -1;
+	char               buf[4096];
+	bool               got = false;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ls                = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	TEST_ASSERT(ls >= 0);
+	TEST_EQ(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	TEST_EQ(listen(ls, 4), 0);
+	TEST_EQ(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+	fo.raw_port = ntohs(a.sin_port);
+	TEST_EQ(fix_init_opts(&x, &fo), 0);
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	send_call_start(&x, "H1", false);
+	for (uint64_t end = mono_us() + 5000000; mono_us() < end && !got;) {
+		pump(&x);
+		if (cs < 0)
+			cs = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+		if (cs >= 0 && read(cs, buf, sizeof(buf)) > 0)
+			got = true;
+	}
+	TEST_ASSERT(got);
+	TEST_EQ(servers_in(&x, "busy"), 1);
+	send_call_stop(&x, "H1");
+	PUMP_UNTIL(&x, egress_calls(x.eg) == 0 && servers_in(&x, "free") == 1);
+	close(cs);
+	close(ls);
+	fix_fini(&x);
+	return 0;
+}
+
 /* egress stops while a call is up and its peers keep sending: the
  * frames that come while it waits for the close frames are dropped. */
 static int
@@ -1005,5 +1084,6 @@ TEST_MAIN(TEST(test_call_flow), TEST(test_unknown_call_announced_once),
     TEST(test_handshake_timeout_moves_on), TEST(test_reconnect_after_drop),
     TEST(test_reconnect_gives_up), TEST(test_silent_server_replaced),
     TEST(test_warm_session), TEST(test_personas),
+    TEST(test_stop_while_connecting), TEST(test_stop_while_upgrade_pending),
     TEST(test_stop_with_traffic), TEST(test_no_server_configured),
     TEST(test_check_opts))

@@ -686,7 +686,12 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			    | ((const uint8_t *)in)[1];
 		return 0;
 
+	/* Whichever of these comes first ends the session: a socket
+	 * dropped before its upgrade may only get CLOSED_CLIENT_HTTP, and
+	 * WSI_DESTROY goes to the vhost's first protocol, which must pass
+	 * it on (session.h). */
 	case LWS_CALLBACK_CLIENT_CLOSED:
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (!s)
 			return 0;

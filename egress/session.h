@@ -143,7 +143,11 @@ uint64_t session_last_rx_us(const struct session *s);
 /* Pages waiting in the outbound queue. */
 size_t session_queued(const struct session *s);
 
-/* The lws protocol callback for opts.protocol. */
+/* The lws protocol callback for opts.protocol. lws 4.1 sends a wsi's
+ * LWS_CALLBACK_WSI_DESTROY to its vhost's first protocol: if that is not
+ * opts.protocol, its callback must pass WSI_DESTROY for wsis bound to
+ * opts.protocol on to this one, or a session dropped before its upgrade
+ * may never learn that its socket is gone. */
 int session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     void *user, void *in, size_t len);
 
