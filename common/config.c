@@ -313,6 +313,10 @@ cfg_common_opts(struct cfg_opt *out, struct cfg_common *c,
 		    .type = CFG_STR, .dst = &c->log_level,
 		    .check = check_log_level,
 		    .help = "debug, info, warn or error" },
+		{ .flag = "bus-tap", .env = "EXOPLEX_BUS_TAP",
+		    .type = CFG_STR, .dst = &c->bus_tap,
+		    .help = "publish copies of bus frames for exoplex-tap: 1, "
+			    "a directory, or an NNG URL (docs/debugging.md)" },
 	};
 	memcpy(out, common, sizeof(common));
 	return CFG_COMMON_N;

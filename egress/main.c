@@ -111,6 +111,7 @@ open_link(struct bus **b, const char *name, const char *url,
 	struct bus_opts o = { .link = name, .listen = true, .self = "egress" };
 
 	o.url     = cfg_bus_url(&s->common, url, name, buf, len);
+	o.tap     = s->common.bus_tap;
 	o.metrics = m;
 	o.log     = &lg;
 	return bus_open(b, &o);

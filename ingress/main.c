@@ -211,6 +211,7 @@ main(int argc, char **argv)
 	            .url  = cfg_bus_url(&cc, cc.bus_transcoder, "transcoder",
 	                 url_t, sizeof(url_t)),
 	            .self = "ingress",
+	            .tap     = cc.bus_tap,
 	            .metrics = m,
 	            .log     = &lg })
 	        != 0
@@ -219,6 +220,7 @@ main(int argc, char **argv)
 	               .url     = cfg_bus_url(&cc, cc.bus_control, "control",
 	                       url_c, sizeof(url_c)),
 	               .self    = "ingress",
+	               .tap     = cc.bus_tap,
 	               .metrics = m,
 	               .log     = &lg })
 	        != 0)

@@ -116,6 +116,7 @@ main(int argc, char **argv)
 	struct bus_opts bo = { .link = "transcoder",
 		.listen              = true,
 		.self                = "transcoder",
+		.tap                 = cc.bus_tap,
 		.metrics             = metrics,
 		.log                 = &lg,
 		.url = cfg_bus_url(&cc, cc.bus_transcoder, "transcoder",
