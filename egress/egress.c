@@ -54,6 +54,7 @@
 /* A call's retries: the first soon, then doubling (with jitter). */
 #define RETRY_BASE_MS 100
 #define RETRY_MAX_MS 2000
+#define REAP_AFTER_US (30ull * 1000 * 1000)
 
 enum { LINK_T, LINK_I, LINKS }; /* to transcoder ("egress"), to ingress */
 
@@ -1252,8 +1253,13 @@ work(struct egress *e, bool housekeeping)
 
 	if (!e->calls)
 		return;
-	if (housekeeping)
+	if (housekeeping) {
 		warm_timeouts(e, w.now);
+		/* lws closes any socket within seconds; 30 s means a
+		 * report was missed. */
+		if (w.now > REAP_AFTER_US)
+			session_env_reap(e->senv, w.now - REAP_AFTER_US);
+	}
 	strmap_each(e->calls, work_call, &w);
 	for (size_t i = 0; i < w.n; i++) {
 		struct call *c = strmap_get(e->calls, w.ids[i]);

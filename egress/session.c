@@ -53,7 +53,7 @@ struct session {
 	char                     call_sid[SID_MAX], stream_sid[SID_MAX];
 	struct log_call          ids;
 	char                     server[sizeof(((struct ppurl *)0)->base)];
-	uint64_t                 opened_us, ready_us, last_rx_us;
+	uint64_t                 opened_us, ready_us, last_rx_us, retired_us;
 
 	struct out_msg *qhead, *qtail;
 	size_t          qlen;
@@ -180,7 +180,8 @@ retire(struct session *s)
 	struct session_env *e = s->env;
 
 	if (!s->retired) {
-		s->retired = true;
+		s->retired    = true;
+		s->retired_us = mono_us();
 		e->owned--;
 		metric_set(e->active, (int64_t)e->owned);
 	}
@@ -216,6 +217,26 @@ size_t
 session_env_count(const struct session_env *e)
 {
 	return e->count;
+}
+
+size_t
+session_env_reap(struct session_env *e, uint64_t before_us)
+{
+	size_t n = 0;
+
+	for (struct session *s = e->list; s; s = s->next) {
+		if (!s->retired || s->tag < 0 || s->retired_us >= before_us)
+			continue;
+		LOGW(e->o.log, &s->ids,
+		    "PersonaPlex session to %s: lws never reported its "
+		    "socket gone; its server is used again",
+		    s->server);
+		if (e->o.gone)
+			e->o.gone(e->o.gone_arg, s->tag);
+		s->tag = -1;
+		n++;
+	}
+	return n;
 }
 
 static void

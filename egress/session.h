@@ -99,6 +99,12 @@ void session_env_free(struct session_env *env);
 /* Number of sessions not yet freed (closing ones included). */
 size_t session_env_count(const struct session_env *env);
 
+/* A safety net: for each session closed before before_us (CLOCK_MONOTONIC
+ * µs) whose socket lws has still not reported gone, calls the gone
+ * callback now (once), so its server is not lost to the pool for good.
+ * Returns how many. */
+size_t session_env_reap(struct session_env *env, uint64_t before_us);
+
 /* Opens a session to url, requesting target (ppurl_target). ids are
  * copied, for log lines. Returns 0 and sets *out, or an errno value after
  * logging (nothing else follows then: no callback). */

@@ -605,6 +605,38 @@ test_fail_while_prompting(void)
 	return 0;
 }
 
+/* The safety net: a closed session whose socket lws has not reported
+ * gone yet is reported gone by session_env_reap, once only. */
+static int
+test_reap(void)
+{
+	struct fix   x;
+	struct owner o  = { 0 };
+	uint8_t      hs = 0;
+
+	TEST_EQ(fix_init(&x, 0, 0), 0);
+	TEST_EQ(open_session(&x, &o, "hi"), 0);
+	session_set_tag(o.s, 9);
+	fake_queue(&x.fake, &hs, 1, 0);
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && o.handshakes == 0;)
+		lws_service(x.ctx, 0);
+	TEST_EQ(session_env_reap(x.env, mono_us()), 0); /* open: never */
+	session_close(o.s, "done");
+	TEST_EQ(session_env_reap(x.env, mono_us() - 1000000), 0); /* young */
+	TEST_EQ(session_env_reap(x.env, mono_us() + 1), 1);
+	TEST_EQ(x.gone, 1);
+	TEST_EQ(x.gone_tag, 9);
+	TEST_ASSERT(run_until(&x, &x.fake.closed));
+	for (uint64_t end = mono_us() + 5000000;
+	     mono_us() < end && session_env_count(x.env);)
+		lws_service(x.ctx, 0);
+	TEST_EQ(session_env_count(x.env), 0);
+	TEST_EQ(x.gone, 1);
+	fix_fini(&x);
+	return 0;
+}
+
 /* The owner leaves before the socket is even connected: it is dropped,
  * nothing is left behind and no callback comes. */
 static int
@@ -781,4 +813,5 @@ TEST_MAIN(TEST(test_full_conversation), TEST(test_closed_before_handshake),
     TEST(test_queue_bound_keeps_headers), TEST(test_oversized_message_dropped),
     TEST(test_longest_target_arrives_whole), TEST(test_wss),
     TEST(test_close_while_prompting), TEST(test_fail_while_prompting),
-    TEST(test_close_while_connecting), TEST(test_close_while_upgrade_pending))
+    TEST(test_reap), TEST(test_close_while_connecting),
+    TEST(test_close_while_upgrade_pending))
