@@ -766,10 +766,16 @@ webhook_alloc(struct webhook **out, const struct webhook_opts *o, char *err,
 		goto out;
 	snprintf(path, sizeof(path), "%s/%s",
 	    o->state_dir && *o->state_dir ? o->state_dir : ".", OUTBOX_FILE);
-	bool full = o->sync && !strcmp(o->sync, "full");
-	if ((rc = outbox_open(&w->wr, path, full, err, errlen))
-	    || (rc = outbox_open(&w->rd, path, full, err, errlen)))
+	bool full     = o->sync && !strcmp(o->sync, "full");
+	char why[512] = "";
+	if ((rc = outbox_open(&w->wr, path, full, why, sizeof(why)))
+	    || (rc = outbox_open(&w->rd, path, full, why, sizeof(why)))) {
+		snprintf(err, errlen,
+		    "EXOPLEX_STATE_DIR (--state-dir): cannot use the outbox "
+		    "(%s): does the directory exist, writable by egress?",
+		    why);
 		goto out;
+	}
 	rc = ENOMEM;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		snprintf(err, errlen, "libcurl cannot start");
