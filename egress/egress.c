@@ -31,8 +31,10 @@
 #include "bus.h"
 #include "bus_lws.h"
 #include "clock.h"
+#include "hooks.h"
 #include "log.h"
 #include "metrics.h"
+#include "oggdur.h"
 #include "persona.h"
 #include "pool.h"
 #include "ppurl.h"
@@ -101,6 +103,11 @@ struct call {
 	char     text_buf[TEXT_MAX];
 	size_t   text_len;
 	uint64_t text_us;
+	/* Webhooks: the call's events, and what call.ended counts. */
+	struct hooks_call *hc;
+	uint64_t           text_first_wall, text_last_wall;
+	uint64_t           up_audio; /* 20 ms audio pages sent up */
+	struct oggdur      down; /* agent audio received */
 };
 
 /* A call id we do not know: when we may announce again, and its seq. */
@@ -243,6 +250,7 @@ send_downlink(struct call *c, const uint8_t *ogg, size_t len, uint64_t rx_us)
 	f.downlink_ogg = &o;
 	send_to(c->eg, LINK_T, c, c->id, &f, rx_us);
 	c->down_pages++;
+	oggdur_feed(&c->down, ogg, len);
 }
 
 /* One utterance: a log line and an agent_text frame to ingress. */
@@ -270,6 +278,9 @@ text_flush(struct call *c)
 		f.agent_text = &a;
 		send_to(c->eg, LINK_I, c, c->id, &f, 0);
 		metric_inc(c->eg->m_utterances);
+		hooks_call_transcript(c->hc, "agent", buf, true,
+		    hooks_call_ms(c->hc, c->text_first_wall),
+		    hooks_call_ms(c->hc, c->text_last_wall));
 	}
 	c->text_len = 0;
 }
@@ -497,6 +508,7 @@ call_ready(struct call *c, struct session *s)
 
 	c->ready = true;
 	call_reset_uplink(c);
+	oggdur_reset(&c->down);
 	if (c->srv >= 0)
 		pool_succeeded(e->pool, (size_t)c->srv);
 	if (c->lost && c->had_ready) {
@@ -731,6 +743,9 @@ on_text(void *owner, struct session *s, const char *utf8, size_t len)
 	    c->eg->o.log, &c->ids, "agent text piece: '%.*s'", (int)len, utf8);
 	if (c->text_len + len > sizeof(c->text_buf))
 		text_flush(c);
+	c->text_last_wall = wall_us();
+	if (!c->text_len)
+		c->text_first_wall = c->text_last_wall;
 	for (size_t i = 0; i < len && c->text_len < sizeof(c->text_buf); i++) {
 		unsigned char ch = (unsigned char)utf8[i];
 		/* One utterance, one log line. */
@@ -754,12 +769,29 @@ static const struct session_cb call_session_cb = {
 	.ended     = on_ended,
 };
 
+/* call.ended with what the call carried (a no-op without webhooks). */
+static void
+call_report_end(struct call *c, const char *reason)
+{
+	struct events_counters k = {
+		.audio_in_s     = (double)c->up_audio * 0.02,
+		.audio_out_s    = oggdur_seconds(&c->down),
+		.reconnects     = c->reconnects,
+		.frames_dropped = c->up_dropped,
+	};
+
+	text_flush(c);
+	hooks_call_end(c->hc, reason, &k);
+	c->hc = NULL;
+}
+
 static void
 call_free(struct call *c, const char *why)
 {
 	struct egress *e = c->eg;
 
 	text_flush(c);
+	hooks_call_close(c->hc); /* ended already, or egress stops */
 	if (c->srv >= 0)
 		server_let_go(&e->servers[c->srv], c->sess != NULL);
 	if (c->sess)
@@ -934,6 +966,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	if (cs->refused && *cs->refused) {
 		/* Ingress turned it away; its call_stop follows. */
 		c->refused = true;
+		c->hc      = hooks_call_open(e->o.hooks, cs, NULL);
 		metric_inc(e->m_refused);
 		LOGI(e->o.log, &c->ids,
 		    "call refused by ingress (%s): nothing to open",
@@ -963,9 +996,11 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	    cs->sample_rate);
 	if (call_persona(e, c, cs)) {
 		LOGE(e->o.log, &c->ids, "out of memory for the call's prompt");
+		c->hc = hooks_call_open(e->o.hooks, cs, NULL);
 		call_give_up(c, "out of memory");
 		return;
 	}
+	c->hc = hooks_call_open(e->o.hooks, cs, c->persona->name);
 	if (!call_acquire(c)) {
 		uint64_t now = mono_us();
 		c->failed    = true;
@@ -996,6 +1031,8 @@ on_uplink(struct egress *e, struct call *c, const Exo__Ogg *o)
 	rc = session_send_ogg(c->sess, o->data.data, o->data.len, o->header);
 	if (rc == 0 || rc == ENOBUFS) {
 		c->up_sent++;
+		if (!o->header)
+			c->up_audio++;
 		c->up_last_us = mono_us();
 		if (!c->up_first_us)
 			c->up_first_us = c->up_last_us;
@@ -1020,7 +1057,13 @@ dispatch(struct egress *e, struct link *l, const Exo__Frame *f)
 			    f->call_stop->reason ? f->call_stop->reason : "");
 			quiet_set(
 			    e, f->call_id, mono_us() + QUIET_AFTER_STOP_US);
+			call_report_end(c, f->call_stop->reason);
 			call_free(c, why);
+		} else {
+			/* One we forgot (egress restarted) but the outbox
+			 * remembers: its end still goes out. */
+			hooks_call_end(hooks_call_find(e->o.hooks, f->call_id),
+			    f->call_stop->reason, NULL);
 		}
 		return;
 	case EXO__FRAME__BODY_UPLINK_OGG:
@@ -1034,6 +1077,9 @@ dispatch(struct egress *e, struct link *l, const Exo__Frame *f)
 		c->seen_us = mono_us();
 		if (f->body_case == EXO__FRAME__BODY_UPLINK_OGG)
 			on_uplink(e, c, f->uplink_ogg);
+		else if (f->body_case == EXO__FRAME__BODY_DTMF && f->dtmf)
+			hooks_call_dtmf(c->hc, f->dtmf->digit,
+			    f->dtmf->duration_ms, f->ts_us);
 		else
 			LOGD(e->o.log, &c->ids,
 			    "%s from ingress (not used yet)",
@@ -1265,6 +1311,7 @@ work(struct egress *e, bool housekeeping)
 		struct call *c = strmap_get(e->calls, w.ids[i]);
 		if (c) {
 			metric_inc(e->m_expired);
+			call_report_end(c, "bridge_error");
 			call_free(c, "no bus frame for it lately");
 		}
 	}
@@ -1757,6 +1804,8 @@ free_call_cb(const char *id, void *val, void *arg)
 
 	if (c->sess)
 		session_close(c->sess, "egress stopping");
+	/* The call goes on: a restarted egress continues its events. */
+	hooks_call_close(c->hc);
 	free(c->text);
 	free(c->id);
 	free(c);
@@ -1827,11 +1876,14 @@ egress_ready(void *arg, char *detail, size_t len)
 {
 	struct egress *e  = arg;
 	bool           up = atomic_load(&e->running);
+	char           hk[192];
 
+	/* A frontend that is down is a detail: never unready for it. */
+	hooks_state(e->o.hooks, hk, sizeof(hk));
 	snprintf(detail, len,
-	    "%s; servers=%u free=%u transcoder=%d ingress=%d",
+	    "%s; servers=%u free=%u transcoder=%d ingress=%d; %s",
 	    up ? "running" : "starting", atomic_load(&e->cap_total),
 	    atomic_load(&e->cap_free), bus_peers(e->links[LINK_T].bus),
-	    bus_peers(e->links[LINK_I].bus));
+	    bus_peers(e->links[LINK_I].bus), hk);
 	return up;
 }

@@ -29,6 +29,7 @@
 
 struct bus;
 struct egress;
+struct hooks;
 struct log;
 struct lws_context;
 struct metrics;
@@ -54,6 +55,7 @@ struct egress_opts {
 	/* Server backoff after failures: 0 = 1000 doubling to 30000. */
 	unsigned backoff_ms, backoff_max_ms;
 	uint64_t seed; /* jitter; 0 = from the clock */
+	struct hooks *hooks; /* webhook events (hooks.h); NULL = none */
 };
 
 /* Checks a comma-separated server list (a cfg_opt check function):

@@ -18,6 +18,7 @@
 #include "bus.h"
 #include "config.h"
 #include "egress.h"
+#include "hooks.h"
 #include "log.h"
 #include "metrics.h"
 #include "persona.h"
@@ -30,8 +31,9 @@ struct settings {
 	struct cfg_common  common;
 	struct egress_opts eg;
 	long warm, handshake_ms, reconnect_ms, liveness_ms, text_gap_ms;
-	struct cfg_opt opts[CFG_COMMON_N + 11];
-	size_t         n;
+	struct webhook_opts hooks;
+	struct cfg_opt      opts[CFG_COMMON_N + 11 + HOOKS_CFG_N];
+	size_t              n;
 };
 
 static volatile sig_atomic_t stopping;
@@ -102,6 +104,7 @@ settings_table(struct settings *s)
 	    NULL, false, "skip wss:// certificate checks (private links "
 	    "only: anyone on the path could pose as the server)", NULL };
 	// clang-format on
+	s->n += hooks_cfg_opts(s->opts + s->n, &s->hooks);
 }
 
 static int
@@ -125,6 +128,7 @@ main(int argc, char **argv)
 	struct admin     *adm  = NULL;
 	struct bus       *to_t = NULL, *to_i = NULL;
 	struct egress    *eg = NULL;
+	struct hooks     *hk = NULL;
 	struct admin_opts ao = { 0 };
 	struct sigaction  sa = { .sa_handler = on_signal };
 	char              err[512], u1[1024], u2[1024];
@@ -156,6 +160,15 @@ main(int argc, char **argv)
 	        &to_i, "control", s.common.bus_control, &s, m, u2, sizeof(u2)))
 		goto out;
 
+	s.hooks.log     = &lg;
+	s.hooks.metrics = m;
+	if ((rc = hooks_alloc(&hk, &s.hooks, err, sizeof(err)))) {
+		LOGE(&lg, NULL, "webhooks: %s", err);
+		status = 2;
+		goto out;
+	}
+
+	s.eg.hooks         = hk;
 	s.eg.log           = &lg;
 	s.eg.metrics       = m;
 	s.eg.to_transcoder = to_t;
@@ -193,6 +206,7 @@ main(int argc, char **argv)
 out:
 	admin_stop(adm);
 	egress_free(eg);
+	hooks_free(hk); /* delivers what is due, briefly */
 	bus_close(to_i);
 	bus_close(to_t);
 	metrics_free(m);
