@@ -769,7 +769,10 @@ static const struct session_cb call_session_cb = {
 	.ended     = on_ended,
 };
 
-/* call.ended with what the call carried (a no-op without webhooks). */
+/* call.ended with what the call carried (a no-op without webhooks). It
+ * must be the call's last event: anything that still reports on the call
+ * afterwards (e.g. a caller transcript committed after call_stop) has to
+ * be passed on before this is called. */
 static void
 call_report_end(struct call *c, const char *reason)
 {
