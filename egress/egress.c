@@ -15,6 +15,12 @@
  * Servers are tagged sessions: when a session's socket is gone (on_gone)
  * its server may be used again. Warm sessions are owned by their server
  * (struct server) until a call takes one over.
+ *
+ * With ELEVENLABS_API_KEY set, a call that got a server also has an STT
+ * session (c->stt, stt.h) fed with the caller_audio ingress sends on
+ * "control". At call_stop it outlives the call as a struct tail, which
+ * holds the call's call.ended back until the last caller transcript (at
+ * most the STT close wait), so call.ended stays the call's last event.
  */
 #include "egress.h"
 
@@ -40,9 +46,11 @@
 #include "ppurl.h"
 #include "session.h"
 #include "strmap.h"
+#include "stt.h"
 
 #define PROTO_PP "exoplex-personaplex"
 #define PROTO_BUS "exoplex-bus"
+#define PROTO_STT "exoplex-stt"
 #define TICK_US (100 * 1000)
 #define TEXT_MAX 2048
 #define SID_MAX 96
@@ -108,6 +116,20 @@ struct call {
 	uint64_t           text_first_wall, text_last_wall;
 	uint64_t           up_audio; /* 20 ms audio pages sent up */
 	struct oggdur      down; /* agent audio received */
+	/* Caller transcripts. */
+	struct stt *stt;
+	unsigned    rate; /* call_start.sample_rate */
+	bool        rate_warned;
+};
+
+/* A stopped call's STT session waiting for its last transcript, with the
+ * call's webhook events (hc) and its call.ended held until then. */
+struct tail {
+	struct egress         *eg;
+	struct tail           *prev, *next;
+	struct hooks_call     *hc;
+	struct events_counters k;
+	char                   reason[64];
 };
 
 /* A call id we do not know: when we may announce again, and its seq. */
@@ -132,6 +154,8 @@ struct egress {
 	struct lws_context    *ctx;
 	struct lws_vhost      *vh;
 	struct session_env    *senv;
+	struct stt_env        *stt; /* NULL: STT off */
+	struct tail           *tails;
 	struct personas       *personas;
 	struct pool           *pool;
 	struct server         *servers;
@@ -773,8 +797,8 @@ static const struct session_cb call_session_cb = {
  * must be the call's last event: anything that still reports on the call
  * afterwards (e.g. a caller transcript committed after call_stop) has to
  * be passed on before this is called. */
-static void
-call_report_end(struct call *c, const char *reason)
+static struct events_counters
+call_counters(const struct call *c)
 {
 	struct events_counters k = {
 		.audio_in_s     = (double)c->up_audio * 0.02,
@@ -782,10 +806,149 @@ call_report_end(struct call *c, const char *reason)
 		.reconnects     = c->reconnects,
 		.frames_dropped = c->up_dropped,
 	};
+	return k;
+}
+
+static void
+call_report_end(struct call *c, const char *reason)
+{
+	struct events_counters k = call_counters(c);
 
 	text_flush(c);
 	hooks_call_end(c->hc, reason, &k);
 	c->hc = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Caller transcripts */
+
+static void
+on_caller_transcript(void *owner, const struct stt_transcript *t)
+{
+	struct call *c = owner;
+
+	hooks_call_transcript(
+	    c->hc, "caller", t->text, t->final, t->start_ms, t->end_ms);
+}
+
+/* Never called: a call hands its session to a tail before it finishes. */
+static void
+on_caller_done(void *owner)
+{
+}
+
+static const struct stt_cb call_stt_cb = {
+	.transcript = on_caller_transcript,
+	.done       = on_caller_done,
+};
+
+static void
+tail_transcript(void *owner, const struct stt_transcript *t)
+{
+	struct tail *tl = owner;
+
+	hooks_call_transcript(
+	    tl->hc, "caller", t->text, t->final, t->start_ms, t->end_ms);
+}
+
+static void
+tail_free(struct tail *tl)
+{
+	struct egress *e = tl->eg;
+
+	if (tl->prev)
+		tl->prev->next = tl->next;
+	else
+		e->tails = tl->next;
+	if (tl->next)
+		tl->next->prev = tl->prev;
+	free(tl);
+}
+
+/* The last transcript is in (or will not come): the call's end goes. */
+static void
+tail_done(void *owner)
+{
+	struct tail *tl = owner;
+
+	hooks_call_end(tl->hc, tl->reason, &tl->k);
+	tail_free(tl);
+}
+
+static const struct stt_cb tail_stt_cb = {
+	.transcript = tail_transcript,
+	.done       = tail_done,
+};
+
+static void
+call_stt_open(struct call *c, const Exo__CallStart *cs)
+{
+	struct egress *e = c->eg;
+	int            rc;
+
+	if (!e->stt)
+		return;
+	c->rate = cs->sample_rate;
+	rc      = stt_open(&c->stt, e->stt, &c->ids, cs->sample_rate,
+	         cs->started_us, &call_stt_cb, c);
+	if (rc) {
+		c->stt = NULL;
+		LOGW(e->o.log, &c->ids,
+		    "no caller transcripts for this call: %s",
+		    rc == EINVAL ? "its sample rate is not one STT takes"
+		                 : "out of memory");
+	}
+}
+
+static void
+on_caller_audio(struct call *c, const Exo__Frame *f)
+{
+	const Exo__Audio *a = f->caller_audio;
+
+	if (!c->stt || !a)
+		return;
+	if (a->sample_rate != c->rate) {
+		if (!c->rate_warned)
+			LOGW(c->eg->o.log, &c->ids,
+			    "caller_audio at %u Hz in a %u Hz call: not "
+			    "transcribed",
+			    a->sample_rate, c->rate);
+		c->rate_warned = true;
+		return;
+	}
+	stt_audio(c->stt, a->pcm.data, a->pcm.len, f->ts_us);
+}
+
+/* call_stop: the STT session finishes on its own (final commit, the last
+ * transcript, close 1000) and the call's end is reported after it.
+ * Returns false when the call has no STT session (report its end now). */
+static bool
+call_stt_finish(struct call *c, const char *reason)
+{
+	struct egress *e = c->eg;
+	struct tail   *tl;
+
+	if (!c->stt)
+		return false;
+	if (!(tl = calloc(1, sizeof(*tl)))) {
+		stt_close(c->stt);
+		c->stt = NULL;
+		return false;
+	}
+	text_flush(c);
+	tl->eg = e;
+	tl->hc = c->hc;
+	tl->k  = call_counters(c);
+	snprintf(tl->reason, sizeof(tl->reason), "%s", reason ? reason : "");
+	c->hc    = NULL;
+	tl->next = e->tails;
+	if (e->tails)
+		e->tails->prev = tl;
+	e->tails = tl;
+	stt_set_owner(c->stt, &tail_stt_cb, tl);
+	stt_finish(c->stt);
+	c->stt = NULL;
+	return true;
 }
 
 static void
@@ -795,6 +958,7 @@ call_free(struct call *c, const char *why)
 
 	text_flush(c);
 	hooks_call_close(c->hc); /* ended already, or egress stops */
+	stt_close(c->stt);
 	if (c->srv >= 0)
 		server_let_go(&e->servers[c->srv], c->sess != NULL);
 	if (c->sess)
@@ -1016,7 +1180,9 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 		    pool_count(e->pool, POOL_V_CLOSING, now),
 		    pool_count(e->pool, POOL_V_FAILED, now), e->nservers);
 		send_hangup(c, "no_capacity");
+		return;
 	}
+	call_stt_open(c, cs);
 }
 
 static void
@@ -1060,7 +1226,8 @@ dispatch(struct egress *e, struct link *l, const Exo__Frame *f)
 			    f->call_stop->reason ? f->call_stop->reason : "");
 			quiet_set(
 			    e, f->call_id, mono_us() + QUIET_AFTER_STOP_US);
-			call_report_end(c, f->call_stop->reason);
+			if (!call_stt_finish(c, f->call_stop->reason))
+				call_report_end(c, f->call_stop->reason);
 			call_free(c, why);
 		} else {
 			/* One we forgot (egress restarted) but the outbox
@@ -1070,6 +1237,7 @@ dispatch(struct egress *e, struct link *l, const Exo__Frame *f)
 		}
 		return;
 	case EXO__FRAME__BODY_UPLINK_OGG:
+	case EXO__FRAME__BODY_CALLER_AUDIO:
 	case EXO__FRAME__BODY_DTMF:
 	case EXO__FRAME__BODY_MARK:
 	case EXO__FRAME__BODY_PLAYOUT:
@@ -1080,6 +1248,8 @@ dispatch(struct egress *e, struct link *l, const Exo__Frame *f)
 		c->seen_us = mono_us();
 		if (f->body_case == EXO__FRAME__BODY_UPLINK_OGG)
 			on_uplink(e, c, f->uplink_ogg);
+		else if (f->body_case == EXO__FRAME__BODY_CALLER_AUDIO)
+			on_caller_audio(c, f);
 		else if (f->body_case == EXO__FRAME__BODY_DTMF && f->dtmf)
 			hooks_call_dtmf(c->hc, f->dtmf->digit,
 			    f->dtmf->duration_ms, f->ts_us);
@@ -1109,6 +1279,9 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	if (reason == LWS_CALLBACK_WSI_DESTROY && p && p->name
 	    && !strcmp(p->name, PROTO_PP))
 		return session_lws_callback(wsi, reason, user, in, len);
+	if (reason == LWS_CALLBACK_WSI_DESTROY && p && p->name
+	    && !strcmp(p->name, PROTO_STT))
+		return stt_lws_callback(wsi, reason, user, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (!l)
@@ -1144,6 +1317,7 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 static const struct lws_protocols protocols[] = {
 	{ .name = PROTO_BUS, .callback = bus_callback },
 	{ .name = PROTO_PP, .callback = session_lws_callback },
+	{ .name = PROTO_STT, .callback = stt_lws_callback },
 	{ .name = NULL },
 };
 
@@ -1632,6 +1806,57 @@ setup_metrics(struct egress *e)
 	    NULL);
 }
 
+/* Caller transcripts: on when ELEVENLABS_API_KEY is set (said once). */
+static int
+setup_stt(struct egress *e, char *err, size_t errlen)
+{
+	struct stt_env_opts so = e->o.stt;
+	int                 rc;
+
+	if (!so.api_key || !*so.api_key) {
+		LOGI(e->o.log, NULL,
+		    "STT off: ELEVENLABS_API_KEY is not set (no caller "
+		    "transcripts)");
+		return 0;
+	}
+	so.context  = e->ctx;
+	so.vhost    = e->vh;
+	so.protocol = PROTO_STT;
+	so.log      = e->o.log;
+	so.metrics  = e->o.metrics;
+	if ((rc = stt_env_alloc(&e->stt, &so, err, errlen))) {
+		if (rc == EINVAL) {
+			char why[256];
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen,
+			    "EXOPLEX_STT_URL (--stt-url): %s", why);
+		}
+		return rc;
+	}
+	LOGI(e->o.log, NULL,
+	    "STT on: caller transcripts by %s at %s (language %s, VAD "
+	    "silence %g s)",
+	    so.model ? so.model : STT_DEFAULT_MODEL,
+	    so.url ? so.url : STT_DEFAULT_URL,
+	    !so.language       ? "en"
+	        : *so.language ? so.language
+	                       : "auto",
+	    so.vad_silence_s ? so.vad_silence_s : 0.8);
+	return 0;
+}
+
+/* Stopping with calls whose last transcript has not come: their end is
+ * reported without it. */
+static void
+tails_end(struct egress *e)
+{
+	while (e->tails) {
+		struct tail *tl = e->tails;
+		hooks_call_end(tl->hc, tl->reason, &tl->k);
+		tail_free(tl);
+	}
+}
+
 int
 egress_alloc(
     struct egress **out, const struct egress_opts *o, char *err, size_t errlen)
@@ -1734,6 +1959,8 @@ egress_alloc(
 	so.gone_arg  = e;
 	if ((rc = session_env_alloc(&e->senv, &so)))
 		goto out;
+	if ((rc = setup_stt(e, err, errlen)))
+		goto out;
 
 	e->links[LINK_T]
 	    = (struct link) { e, o->to_transcoder, "egress", LINK_T };
@@ -1805,6 +2032,7 @@ free_call_cb(const char *id, void *val, void *arg)
 {
 	struct call *c = val;
 
+	stt_close(c->stt);
 	if (c->sess)
 		session_close(c->sess, "egress stopping");
 	/* The call goes on: a restarted egress continues its events. */
@@ -1842,12 +2070,20 @@ egress_free(struct egress *e)
 		e->calls = NULL;
 	}
 	/* A moment for the close frames, so each server's lock is freed at
-	 * once rather than when it notices the drop. */
+	 * once rather than when it notices the drop; stopped calls' last
+	 * transcripts get the STT close wait. */
 	for (uint64_t t = mono_us() + 300000; e->senv && e->ctx
 	     && session_env_count(e->senv) && mono_us() < t;) {
 		lws_service(e->ctx, -1);
 		usleep(2000);
 	}
+	for (uint64_t t = mono_us() + 2500000;
+	     e->tails && e->ctx && mono_us() < t;) {
+		lws_service(e->ctx, -1);
+		usleep(2000);
+	}
+	tails_end(e);
+	stt_env_free(e->stt);
 	if (e->quiet) {
 		strmap_each(e->quiet, free_quiet_cb, NULL);
 		strmap_free(e->quiet);
@@ -1879,14 +2115,16 @@ egress_ready(void *arg, char *detail, size_t len)
 {
 	struct egress *e  = arg;
 	bool           up = atomic_load(&e->running);
-	char           hk[192];
+	char           hk[192], st[160] = "stt off";
 
-	/* A frontend that is down is a detail: never unready for it. */
+	/* A frontend or STT that is down is a detail: never unready. */
 	hooks_state(e->o.hooks, hk, sizeof(hk));
+	if (e->stt)
+		stt_env_describe(e->stt, st, sizeof(st));
 	snprintf(detail, len,
-	    "%s; servers=%u free=%u transcoder=%d ingress=%d; %s",
+	    "%s; servers=%u free=%u transcoder=%d ingress=%d; %s; %s",
 	    up ? "running" : "starting", atomic_load(&e->cap_total),
 	    atomic_load(&e->cap_free), bus_peers(e->links[LINK_T].bus),
-	    bus_peers(e->links[LINK_I].bus), hk);
+	    bus_peers(e->links[LINK_I].bus), hk, st);
 	return up;
 }

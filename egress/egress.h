@@ -15,7 +15,9 @@
  * caller's stale audio cleared; past the reconnect budget the call is
  * hung up (persona_failed). call_stop closes the session with a
  * WebSocket close (1000). Warm sessions wait, handshake done, for calls
- * with the default persona. capacity{free,total} goes to ingress when it
+ * with the default persona. With STT on, each call that got a server is
+ * transcribed (stt.h) from the caller_audio on "control", and its caller
+ * transcripts go out as webhook events before its call.ended. capacity{free,total} goes to ingress when it
  * changes and when ingress (re)connects.
  *
  * Everything runs on the thread that calls lws_service on egress_lws().
@@ -26,6 +28,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "stt.h"
 
 struct bus;
 struct egress;
@@ -56,6 +60,9 @@ struct egress_opts {
 	unsigned backoff_ms, backoff_max_ms;
 	uint64_t seed; /* jitter; 0 = from the clock */
 	struct hooks *hooks; /* webhook events (hooks.h); NULL = none */
+	/* Caller transcripts (stt.h): off when stt.api_key is NULL or "".
+	 * egress fills in the context, vhost, protocol, log and metrics. */
+	struct stt_env_opts stt;
 };
 
 /* Checks a comma-separated server list (a cfg_opt check function):

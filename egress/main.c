@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libwebsockets.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "persona.h"
+#include "stt.h"
 
 #define DEFAULT_TEXT_PROMPT                                                   \
 	"You are a helpful, friendly phone assistant. Keep your answers "     \
@@ -32,7 +34,9 @@ struct settings {
 	struct egress_opts eg;
 	long warm, handshake_ms, reconnect_ms, liveness_ms, text_gap_ms;
 	struct webhook_opts hooks;
-	struct cfg_opt      opts[CFG_COMMON_N + 11 + HOOKS_CFG_N];
+	const char         *vad_silence, *vad_threshold;
+	long                min_speech_ms, min_silence_ms;
+	struct cfg_opt      opts[CFG_COMMON_N + 11 + HOOKS_CFG_N + 9];
 	size_t              n;
 };
 
@@ -49,6 +53,50 @@ static void
 lws_line(int level, const char *line)
 {
 	LOGW(&lg, NULL, "lws: %.*s", (int)strcspn(line, "\r\n"), line);
+}
+
+/* Caller transcripts (stt.h; research/elevenlabs.md §1.3 for the VAD
+ * ranges). */
+static void
+stt_settings(struct settings *s)
+{
+	struct stt_env_opts *t = &s->eg.stt;
+
+	// clang-format off
+	s->opts[s->n++] = (struct cfg_opt) { "elevenlabs-api-key",
+	    "ELEVENLABS_API_KEY", NULL, CFG_STR, &t->api_key, 0, 0, NULL,
+	    true, "ElevenLabs API key (xi-api-key): caller transcripts with "
+	    "Scribe v2 realtime; unset = STT off", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "stt-url", "EXOPLEX_STT_URL",
+	    STT_DEFAULT_URL, CFG_STR, &t->url, 0, 0, NULL, false,
+	    "realtime STT URL with its path, no query (egress adds it); "
+	    "e.g. a regional host or a stand-in", stt_check_url };
+	s->opts[s->n++] = (struct cfg_opt) { "elevenlabs-model",
+	    "ELEVENLABS_MODEL", STT_DEFAULT_MODEL, CFG_STR, &t->model, 0, 0,
+	    NULL, false, "model_id", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "elevenlabs-language",
+	    "ELEVENLABS_LANGUAGE", "en", CFG_STR, &t->language, 0, 0, NULL,
+	    false, "language_code (ISO 639-1/3); empty = auto-detect",
+	    stt_check_language };
+	s->opts[s->n++] = (struct cfg_opt) { "stt-vad-silence-secs",
+	    "EXOPLEX_STT_VAD_SILENCE_SECS", "0.8", CFG_STR, &s->vad_silence,
+	    0, 0, NULL, false, "silence that commits a caller transcript "
+	    "(0.3-3.0)", stt_check_vad_silence };
+	s->opts[s->n++] = (struct cfg_opt) { "stt-vad-threshold",
+	    "EXOPLEX_STT_VAD_THRESHOLD", "0.4", CFG_STR, &s->vad_threshold,
+	    0, 0, NULL, false, "server VAD threshold, lower is more "
+	    "sensitive (0.1-0.9)", stt_check_vad_threshold };
+	s->opts[s->n++] = (struct cfg_opt) { "stt-min-speech-ms",
+	    "EXOPLEX_STT_MIN_SPEECH_MS", "100", CFG_INT, &s->min_speech_ms,
+	    50, 2000, NULL, false, "server VAD min_speech_duration_ms", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "stt-min-silence-ms",
+	    "EXOPLEX_STT_MIN_SILENCE_MS", "100", CFG_INT, &s->min_silence_ms,
+	    50, 2000, NULL, false, "server VAD min_silence_duration_ms", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "stt-timestamps",
+	    "EXOPLEX_STT_TIMESTAMPS", "0", CFG_BOOL, &t->timestamps, 0, 0,
+	    NULL, false, "ask for word timestamps (include_timestamps): "
+	    "transcript offsets from the server's word times", NULL };
+	// clang-format on
 }
 
 /* The common settings, then egress's own. */
@@ -105,6 +153,7 @@ settings_table(struct settings *s)
 	    "only: anyone on the path could pose as the server)", NULL };
 	// clang-format on
 	s->n += hooks_cfg_opts(s->opts + s->n, &s->hooks);
+	stt_settings(s);
 }
 
 static int
@@ -144,6 +193,12 @@ main(int argc, char **argv)
 	s.eg.reconnect_ms = (unsigned)s.reconnect_ms;
 	s.eg.liveness_ms  = (unsigned)s.liveness_ms;
 	s.eg.text_gap_ms  = (unsigned)s.text_gap_ms;
+	if (rc == 0) {
+		s.eg.stt.vad_silence_s  = strtod(s.vad_silence, NULL);
+		s.eg.stt.vad_threshold  = strtod(s.vad_threshold, NULL);
+		s.eg.stt.min_speech_ms  = (unsigned)s.min_speech_ms;
+		s.eg.stt.min_silence_ms = (unsigned)s.min_silence_ms;
+	}
 	persona_lib_init();
 	if (rc || egress_check_opts(&s.eg, err, sizeof(err))) {
 		fprintf(stderr, "exoplex-egress: %s\n", err);

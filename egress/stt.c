@@ -255,6 +255,24 @@ stt_check_vad_threshold(const char *v, char *err, size_t errlen)
 	return check_decimal(v, 0.1, 0.9, err, errlen);
 }
 
+int
+stt_check_language(const char *v, char *err, size_t errlen)
+{
+	size_t n  = strlen(v);
+	bool   ok = n == 0 || n == 2 || n == 3;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = v[i] >= 'a' && v[i] <= 'z';
+	if (!ok) {
+		snprintf(err, errlen,
+		    "'%.40s' is not an ISO 639-1 or 639-3 code (e.g. en, hi, "
+		    "eng) or empty (auto-detect)",
+		    v);
+		return EINVAL;
+	}
+	return 0;
+}
+
 /* Percent-encodes a query value (RFC 3986 unreserved stay). */
 static size_t
 enc(char *dst, size_t cap, const char *s)
@@ -1481,6 +1499,15 @@ stt_finish(struct stt *s)
 		s->finish_at_us = mono_us(); /* the tick ends it */
 		break;
 	}
+}
+
+void
+stt_set_owner(struct stt *s, const struct stt_cb *cb, void *owner)
+{
+	if (!s || !s->cb)
+		return;
+	s->cb    = cb;
+	s->owner = owner;
 }
 
 void

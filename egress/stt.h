@@ -95,6 +95,9 @@ int stt_check_url(const char *url, char *err, size_t errlen);
 /* cfg_opt checks for the two decimal VAD settings. */
 int stt_check_vad_silence(const char *v, char *err, size_t errlen);
 int stt_check_vad_threshold(const char *v, char *err, size_t errlen);
+/* cfg_opt check for the language: "" (auto-detect) or an ISO 639-1 or
+ * 639-3 code, two or three lower-case letters. */
+int stt_check_language(const char *v, char *err, size_t errlen);
 
 /* Creates the shared state, registers the metrics and starts the tick.
  * Returns 0, EINVAL with err filled for a bad setting, or ENOMEM. The
@@ -130,6 +133,10 @@ void stt_audio(struct stt *s, const uint8_t *pcm, size_t len, uint64_t ts_us);
  * most close_wait_ms) for the committed transcript, closes with 1000,
  * then calls cb->done. Transcripts may still arrive until then. */
 void stt_finish(struct stt *s);
+
+/* Hands the session to another owner (e.g. what outlives its call while
+ * the last transcript comes). */
+void stt_set_owner(struct stt *s, const struct stt_cb *cb, void *owner);
 
 /* Drops the session now (a close frame when upgraded); no callback
  * follows and s must not be used after. */

@@ -299,16 +299,21 @@ test_transcripts(void)
 	/* Then speech the VAD has not committed: the final commit at the
 	 * end gets it, and the socket closes with 1000. */
 	feed(&x, 8000, 500, true);
+	/* A new owner (what outlives a call) hears the rest. */
+	struct owner o2 = { 0 };
+	stt_set_owner(x.s, &cb, &o2);
 	stt_finish(x.s);
-	TEST_ASSERT(run_until(&x, &x.o.done, 3000));
-	TEST_EQ(x.o.finals, 3);
-	TEST_STREQ(nth_final(&x.o, 2), "seven eight");
+	TEST_ASSERT(run_until(&x, &o2.done, 3000));
+	TEST_EQ(x.o.done, 0);
+	TEST_EQ(x.o.finals, 2);
+	TEST_EQ(o2.finals, 1);
+	TEST_STREQ(nth_final(&o2, 0), "seven eight");
 	run_for(&x, 100);
 	TEST_EQ(fsstats_get(x.st, FS_COMMIT_REQUESTS), 1);
 	TEST_EQ(fsstats_get(x.st, FS_CLOSED_1000), 1);
 	TEST_EQ(fsstats_get(x.st, FS_SESSIONS), 1);
 	TEST_EQ(fsstats_violations(x.st), 0);
-	TEST_EQ(fsstats_get(x.st, FS_COMMITS), x.o.finals);
+	TEST_EQ(fsstats_get(x.st, FS_COMMITS), x.o.finals + o2.finals);
 	TEST_EQ(metric_val(x.m,
 	            "exoplex_egress_stt_transcripts_total{kind="
 	            "\"final\"}"),
@@ -542,6 +547,11 @@ test_settings(void)
 	TEST_ASSERT(stt_check_vad_silence("1s", err, sizeof(err)));
 	TEST_EQ(stt_check_vad_threshold("0.4", err, sizeof(err)), 0);
 	TEST_ASSERT(stt_check_vad_threshold("1", err, sizeof(err)));
+	TEST_EQ(stt_check_language("", err, sizeof(err)), 0);
+	TEST_EQ(stt_check_language("en", err, sizeof(err)), 0);
+	TEST_EQ(stt_check_language("eng", err, sizeof(err)), 0);
+	TEST_ASSERT(stt_check_language("English", err, sizeof(err)));
+	TEST_ASSERT(stt_check_language("EN", err, sizeof(err)));
 	return 0;
 }
 

@@ -30,6 +30,11 @@ fail=0
 [ "$gave" = 1 ] || { log "expected one call given up, got $gave"; fail=1; }
 [ "$sessions" = 1 ] || { log "the STT server was tried $sessions times (no hammering)"; fail=1; }
 [ "$rejected" = 1 ] || { log "fakescribe rejected $rejected keys"; fail=1; }
+# STT trouble is a detail of readiness, never a 503.
+code=$(curl -s -o "$T/readyz.txt" -w '%{http_code}' "$ADM_E/readyz")
+cat "$T/readyz.txt" >&2
+[ "$code" = 200 ] || { log "egress /readyz answered $code"; fail=1; }
+grep -q 'stt=.*auth_error' "$T/readyz.txt" || { log "readyz does not name the STT error"; fail=1; }
 grep -q 'STT refused by .*auth_error.*check ELEVENLABS_API_KEY' "$T/egress.log" ||
 	{ log "no clear auth_error line in egress's log"; fail=1; }
 if grep -q 'wrong-key' "$T"/egress.log; then

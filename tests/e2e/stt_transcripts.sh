@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # A 12 s call with a speech-like caller at RATE Hz through the real trio,
-# the PersonaPlex stand-in (echo) and the Scribe stand-in: egress must pass
-# on caller transcripts, partials and finals (its log and metrics), the
-# stand-in must count no protocol violation, and at the end of the call
-# egress must commit once and close the STT socket with 1000. The call's
-# own audio must be unaffected.
+# the PersonaPlex stand-in (echo), the Scribe stand-in and the webhook
+# sink: egress must pass on caller transcripts, partials and finals (its
+# log, metrics and webhooks: partials never twice in a row, one final per
+# commit, all before call.ended), the stand-in must count no protocol
+# violation, and at the end of the call egress must commit once and close
+# the STT socket with 1000. The call's own audio must be unaffected.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/stt_lib.sh"
+. "$(dirname "$0")/webhooks_lib.sh"
 RATE=${1:-8000}
 KEY=e2e-key-$$
 
 start_fakeplex --mode echo || exit 1
 start_fakescribe --api-key "$KEY" || exit 1
+start_sink || exit 1
 start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" ELEVENLABS_API_KEY="$KEY" \
-	EXOPLEX_STT_URL="$SCRIBE_URL" EXOPLEX_STT_VAD_SILENCE_SECS=0.3 || exit 1
+	EXOPLEX_STT_URL="$SCRIBE_URL" EXOPLEX_STT_VAD_SILENCE_SECS=0.3 \
+	"${HOOK_ENV[@]}" || exit 1
 
 "$BIN/exoplex-call" --url "ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=$RATE" \
 	--rate "$RATE" --seconds 12 --signal speech \
@@ -58,5 +62,37 @@ if grep -q "$KEY" "$T"/egress.log "$T"/ingress.log "$T"/transcoder.log; then
 	log "the API key appears in a log"
 	fail=1
 fi
+# The webhooks: every event in order, signed, call.ended last.
+wait_ended 1 20 || exit 1
+check_hooks 1 caller=1 reason=callended || fail=1
+python3 - "$T/hooks.jsonl" "$finals" <<'PY' || fail=1
+import json, sys
+seen, evs = set(), []
+for l in open(sys.argv[1]):
+    l = json.loads(l)
+    if l["status"] == 200 and l["delivery"] not in seen:
+        seen.add(l["delivery"])
+        evs.append(l["body"])
+tr = [e for e in evs if e["event"] == "transcript" and e["speaker"] == "caller"]
+finals = [e for e in tr if e["final"]]
+fail = []
+if len(finals) != int(sys.argv[2]):
+    fail.append("%d final caller transcripts, egress counted %s"
+                % (len(finals), sys.argv[2]))
+last = None
+for e in tr:
+    if not e["final"] and e["text"] == last:
+        fail.append("partial %r twice in a row" % e["text"])
+    last = None if e["final"] else e["text"]
+    if not (0 <= e["start_ms"] <= e["end_ms"] <= 14000):
+        fail.append("offsets %s-%s for %r" % (e["start_ms"], e["end_ms"], e["text"]))
+print("webhooks: %d caller transcripts (%d final), e.g. %r at %s-%s ms"
+      % (len(tr), len(finals), finals[0]["text"] if finals else None,
+         finals[0]["start_ms"] if finals else None,
+         finals[0]["end_ms"] if finals else None), file=sys.stderr)
+for f in fail:
+    print("FAIL: " + f, file=sys.stderr)
+sys.exit(1 if fail else 0)
+PY
 [ $fail = 0 ] || exit 1
 log "PASS caller transcripts at $RATE Hz"
