@@ -3,7 +3,8 @@
 # down, with events in its outbox; restarted, it learns the live call
 # again from ingress. When the frontend is back, every event arrives:
 # one call.started (none repeated for the re-announced call), seq going on
-# without a gap or reuse, call.ended last.
+# without a gap or reuse, call.ended last. Then a call that ends while
+# egress is down still gets its call.ended.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/webhooks_lib.sh"
 
@@ -49,4 +50,22 @@ sleep 1
 check_hooks 1 dtmf=123 reason=callended || exit 1
 grep -q "call.started already queued" "$T/egress2.log" ||
 	{ log "the restarted egress did not find the call's call.started"; exit 1; }
-log "PASS webhooks survive kill -9 of egress mid-call"
+log "phase 1 passed: kill -9 mid-call"
+
+# Phase 2: the call ends while egress is down. Its call_stop waits in
+# ingress's bus queue; the restarted egress does not know the call, but
+# the outbox does, and call.ended still goes out.
+"$BIN/exoplex-call" --url "ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=8000" \
+	--seconds 5 --tone 440 --dtmf 1@500,2@1000,3@1500 \
+	>"$T/summary2.json" 2>"$T/call2.log" &
+CALL=$!
+sleep 2.5
+kill -KILL "$(pid_of egress2)"
+log "egress killed again; the call ends while it is down"
+wait "$CALL" || { log "second call failed"; cat "$T/call2.log" >&2; exit 1; }
+spawn egress3 env "${ENV[@]}" "$BIN/exoplex-egress" --admin "127.0.0.1:$P_ADM_E"
+wait_http "$ADM_E/healthz" || exit 1
+wait_ended 2 30 || exit 1
+sleep 1
+check_hooks 2 dtmf=123 reason=callended || exit 1
+log "PASS webhooks survive kill -9 of egress mid-call and across a call's end"
