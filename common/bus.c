@@ -614,6 +614,17 @@ bus_flush(struct bus *b)
 }
 
 int
+bus_parse(const uint8_t *buf, size_t len, Exo__Envelope **env)
+{
+	Exo__Envelope *e = exo__envelope__unpack(NULL, len, buf);
+
+	*env = e;
+	if (!e)
+		return EPROTO;
+	return e->version == BUS_VERSION ? 0 : EPROTONOSUPPORT;
+}
+
+int
 bus_recv(struct bus *b, Exo__Envelope **env)
 {
 	nng_msg *m;
@@ -626,9 +637,9 @@ bus_recv(struct bus *b, Exo__Envelope **env)
 		return EAGAIN;
 	}
 	metric_inc(b->msgs_in);
-	Exo__Envelope *e = exo__envelope__unpack(NULL, nng_msg_len(m),
-	    nng_msg_body(m));
-	size_t len = nng_msg_len(m);
+	Exo__Envelope *e   = NULL;
+	size_t         len = nng_msg_len(m);
+	int            pr  = bus_parse(nng_msg_body(m), len, &e);
 	if (b->tapping) {
 		/* pair1 keeps its hop count in the header: not Envelope. */
 		nng_msg_header_clear(m);
@@ -636,7 +647,7 @@ bus_recv(struct bus *b, Exo__Envelope **env)
 	}
 	else
 		nng_msg_free(m);
-	if (!e || e->version != BUS_VERSION) {
+	if (pr != 0) {
 		uint64_t now = mono_us();
 		metric_inc(b->bad);
 		if (now - b->bad_logged_us > 60000000u || !b->bad_logged_us) {

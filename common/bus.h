@@ -93,6 +93,13 @@ size_t bus_pending(const struct bus *b);
 int  bus_recv(struct bus *b, Exo__Envelope **env);
 void bus_envelope_free(Exo__Envelope *env);
 
+/* Unpacks len received bytes the way bus_recv does, without logging or
+ * counting (bus_recv uses it; so do the fuzz targets). Returns 0 with
+ * *env set; EPROTO for bytes that are not an Envelope (*env NULL); or
+ * EPROTONOSUPPORT for an Envelope of another version, with *env still set
+ * so the caller can say who sent it. The caller frees *env when set. */
+int bus_parse(const uint8_t *buf, size_t len, Exo__Envelope **env);
+
 /* A file descriptor that polls readable while an Envelope is waiting.
  * Owned by NNG: poll it, never read, write or close it. */
 int bus_fd(struct bus *b);

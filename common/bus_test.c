@@ -538,6 +538,54 @@ test_tap_from_env_and_bad_setting(void)
 	return 0;
 }
 
+/* bus_parse on bytes alone: what bus_recv accepts, refuses, and why. */
+static int
+test_parse_bytes(void)
+{
+	Exo__Envelope *e = NULL;
+	const uint8_t  junk[] = "\xff\xff\xff\xff not protobuf";
+	TEST_EQ(bus_parse(junk, sizeof(junk), &e), EPROTO);
+	TEST_ASSERT(e == NULL);
+	/* A frame whose length runs past the end of the buffer. */
+	const uint8_t cut[] = { 0x08, 0x01, 0x22, 0x40, 0x0a, 0x01 };
+	TEST_EQ(bus_parse(cut, sizeof(cut), &e), EPROTO);
+	TEST_ASSERT(e == NULL);
+	/* Another version: refused, but the Envelope is there to name. */
+	const uint8_t v2[] = { 0x08, 0x02 };
+	TEST_EQ(bus_parse(v2, sizeof(v2), &e), EPROTONOSUPPORT);
+	TEST_ASSERT(e != NULL);
+	TEST_EQ(e->version, 2);
+	bus_envelope_free(e);
+	/* A packed Envelope of one stop frame comes back as it was. */
+	Exo__Frame    f, *fp = &f;
+	Exo__CallStop st;
+	stop_frame(&f, &st, "CA1", 7);
+	Exo__Envelope env = EXO__ENVELOPE__INIT;
+	env.version       = BUS_VERSION;
+	env.sender        = "ingress";
+	env.n_frames      = 1;
+	env.frames        = &fp;
+	uint8_t buf[256];
+	size_t  n = exo__envelope__pack(&env, buf);
+	TEST_ASSERT(n > 0 && n < sizeof(buf));
+	TEST_EQ(bus_parse(buf, n, &e), 0);
+	TEST_EQ(e->n_frames, 1);
+	TEST_EQ(e->frames[0]->body_case, EXO__FRAME__BODY_CALL_STOP);
+	TEST_STREQ(e->frames[0]->call_id, "CA1");
+	TEST_EQ(e->frames[0]->seq, 7);
+	TEST_STREQ(e->frames[0]->call_stop->reason, "callended");
+	bus_envelope_free(e);
+	/* Every prefix of it is refused or unpacks (the empty one is an
+	 * Envelope of version 0); *env is set exactly when it unpacks. */
+	for (size_t i = 0; i < n; i++) {
+		int rv = bus_parse(buf, i, &e);
+		TEST_ASSERT(rv == 0 || rv == EPROTO || rv == EPROTONOSUPPORT);
+		TEST_ASSERT((rv != EPROTO) == (e != NULL));
+		bus_envelope_free(e);
+	}
+	return 0;
+}
+
 TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_split_at_msg_max),
     TEST(test_no_peer_drops_audio_keeps_control),
     TEST(test_control_queue_bounded_and_loud),
@@ -545,4 +593,4 @@ TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_split_at_msg_max),
     TEST(test_garbage_is_counted_not_fatal),
     TEST(test_stale_ipc_socket_is_replaced), TEST(test_tap_url),
     TEST(test_tap_copies_both_directions),
-    TEST(test_tap_from_env_and_bad_setting))
+    TEST(test_tap_from_env_and_bad_setting), TEST(test_parse_bytes))
