@@ -6,14 +6,25 @@
  * user data points at the stt, and the link is cut (set to NULL) the
  * moment the stt drops that connection, as session.c does. A cut wsi only
  * finishes closing: with a close frame (1000) when it was upgraded.
+ *
+ * libwebsockets 4.1 as Debian builds it resolves host names with a
+ * blocking getaddrinfo inside lws_client_connect_via_info, which would
+ * stall every call's audio while DNS is slow. So a named STT host is
+ * resolved on a small thread of its own (struct stt_dns) and connections
+ * go to the address it found, with the name kept for the Host header, SNI
+ * and certificate checks.
  */
 #include "stt.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"
@@ -39,6 +50,8 @@
 #define VOICE_MEAN_SQ 107000.0 /* -40 dBFS RMS */
 #define BAD_LOG_MAX 5
 #define PREV_TEXT_MAX 50 /* research §2.2 */
+#define DNS_TTL_US (60ull * 1000 * 1000) /* an answer is refreshed after */
+#define DNS_WAIT_US (100 * 1000) /* retry while the first answer is due */
 
 enum stt_state {
 	STT_IDLE, /* no connection: waiting for retry_at (or a hold) */
@@ -62,9 +75,24 @@ struct stt_url {
 	char path[TARGET_MAX];
 };
 
+/* The resolver thread's state, shared with the env: whichever of the two
+ * lets go last frees it (a getaddrinfo stuck in a dead resolver must not
+ * hold egress's exit up). */
+struct stt_dns {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	int             refs;
+	bool            want, stop;
+	char            host[HOST_MAX];
+	char            addr[INET6_ADDRSTRLEN]; /* "" until an answer */
+	int             gai_err; /* of the last try; 0 = it worked */
+	uint64_t        done_us; /* mono time of the last try */
+};
+
 struct stt_env {
 	struct stt_env_opts    o;
 	struct stt_url         url;
+	struct stt_dns        *dns; /* NULL: the host is an address */
 	char                   base[HOST_MAX + TARGET_MAX + 16]; /* logs */
 	struct stt            *list;
 	size_t                 count;
@@ -580,13 +608,176 @@ conn_lost(struct stt *s, const char *why, const char *detail)
 	    ms_of(s, s->buf.len) / 1000.0);
 }
 
+/* ---- name resolution ---- */
+
+static void
+dns_unref(struct stt_dns *d, bool stop)
+{
+	bool last;
+
+	pthread_mutex_lock(&d->mu);
+	if (stop)
+		d->stop = true;
+	last = --d->refs == 0;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	if (last) {
+		pthread_cond_destroy(&d->cv);
+		pthread_mutex_destroy(&d->mu);
+		free(d);
+	}
+}
+
+static void *
+dns_main(void *arg)
+{
+	struct stt_dns *d = arg;
+	char            host[HOST_MAX], addr[INET6_ADDRSTRLEN];
+
+	pthread_mutex_lock(&d->mu);
+	while (!d->stop) {
+		struct addrinfo  hints = { .ai_socktype = SOCK_STREAM };
+		struct addrinfo *res = NULL, *r, *pick = NULL;
+		int              rc;
+
+		if (!d->want) {
+			pthread_cond_wait(&d->cv, &d->mu);
+			continue;
+		}
+		d->want = false;
+		memcpy(host, d->host, sizeof(host));
+		pthread_mutex_unlock(&d->mu);
+		addr[0] = '\0';
+		if (!(rc = getaddrinfo(host, NULL, &hints, &res))) {
+			/* IPv4 first: the vhost may not do IPv6. */
+			for (r = res; r; r = r->ai_next) {
+				if (r->ai_family == AF_INET) {
+					pick = r;
+					break;
+				}
+				if (r->ai_family == AF_INET6 && !pick)
+					pick = r;
+			}
+			if (pick && pick->ai_family == AF_INET)
+				inet_ntop(AF_INET,
+				    &((struct sockaddr_in *)pick->ai_addr)
+				         ->sin_addr,
+				    addr, sizeof(addr));
+			else if (pick)
+				inet_ntop(AF_INET6,
+				    &((struct sockaddr_in6 *)pick->ai_addr)
+				         ->sin6_addr,
+				    addr, sizeof(addr));
+			freeaddrinfo(res);
+		}
+		pthread_mutex_lock(&d->mu);
+		d->gai_err = rc ? rc : addr[0] ? 0 : EAI_NONAME;
+		if (addr[0])
+			memcpy(d->addr, addr, sizeof(addr));
+		d->done_us = mono_us();
+	}
+	pthread_mutex_unlock(&d->mu);
+	dns_unref(d, false);
+	return NULL;
+}
+
+/* A name to resolve off the loop; an address needs no thread. */
+static int
+dns_start(struct stt_env *e)
+{
+	struct in6_addr a6;
+	struct in_addr  a4;
+	struct stt_dns *d;
+	pthread_t       th;
+
+	if (inet_pton(AF_INET, e->url.host, &a4) == 1
+	    || inet_pton(AF_INET6, e->url.host, &a6) == 1)
+		return 0;
+	if (!(d = calloc(1, sizeof(*d))))
+		return ENOMEM;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	snprintf(d->host, sizeof(d->host), "%s", e->url.host);
+	d->refs = 2;
+	d->want = true;
+	if (pthread_create(&th, NULL, dns_main, d)) {
+		pthread_cond_destroy(&d->cv);
+		pthread_mutex_destroy(&d->mu);
+		free(d);
+		return EAGAIN;
+	}
+	pthread_detach(th);
+	e->dns = d;
+	return 0;
+}
+
+/* Asks for a fresh answer (after a failed connection: the address may
+ * have moved). */
+static void
+dns_refresh(struct stt_env *e)
+{
+	if (!e->dns)
+		return;
+	pthread_mutex_lock(&e->dns->mu);
+	e->dns->want = true;
+	pthread_cond_signal(&e->dns->cv);
+	pthread_mutex_unlock(&e->dns->mu);
+}
+
+/* The address to connect to: 0 with addr filled; EAGAIN while the first
+ * answer is due; EHOSTUNREACH with err filled when the name failed. */
+static int
+dns_get(struct stt_env *e, char *addr, size_t len, char *err, size_t errlen)
+{
+	struct stt_dns *d  = e->dns;
+	int             rc = 0;
+
+	if (!d) {
+		snprintf(addr, len, "%s", e->url.host);
+		return 0;
+	}
+	pthread_mutex_lock(&d->mu);
+	if (d->addr[0] && !d->want && mono_us() - d->done_us > DNS_TTL_US) {
+		d->want = true; /* answered from the cache meanwhile */
+		pthread_cond_signal(&d->cv);
+	}
+	if (d->gai_err && d->done_us && !d->want) {
+		snprintf(err, errlen, "cannot resolve %.100s: %s", d->host,
+		    gai_strerror(d->gai_err));
+		d->want = true; /* the next try asks again */
+		pthread_cond_signal(&d->cv);
+		rc = EHOSTUNREACH;
+	} else if (d->addr[0]) {
+		snprintf(addr, len, "%s", d->addr);
+	} else {
+		rc = EAGAIN;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return rc;
+}
+
 static void
 conn_open(struct stt *s)
 {
 	struct stt_env                *e = s->env;
 	struct lws_client_connect_info i;
 	struct lws                    *wsi;
+	char                           addr[HOST_MAX], err[256];
+	int                            rc;
 
+	if ((rc = dns_get(e, addr, sizeof(addr), err, sizeof(err)))) {
+		if (rc == EAGAIN) {
+			s->retry_at_us = mono_us() + DNS_WAIT_US;
+			return;
+		}
+		s->attempts++;
+		s->retry_at_us = mono_us() + (uint64_t)backoff_ms(s) * 1000;
+		count_drop(e, "dns_failed");
+		log_write(e->o.log, s->attempts > 1 ? LOG_WARN : LOG_INFO,
+		    &s->ids, "STT: %s; trying again in %.1f s", err,
+		    (double)(s->retry_at_us - mono_us()) / 1e6);
+		return;
+	}
 	s->conn_policy    = STTERR_NONE;
 	s->conn_err_kind  = NULL;
 	s->peer_close     = 0;
@@ -601,7 +792,7 @@ conn_open(struct stt *s)
 	memset(&i, 0, sizeof(i));
 	i.context             = e->o.context;
 	i.vhost               = e->o.vhost;
-	i.address             = e->url.host;
+	i.address             = addr;
 	i.port                = e->url.port;
 	i.path                = s->target;
 	i.host                = e->url.hosthdr;
@@ -623,6 +814,7 @@ conn_open(struct stt *s)
 	if (!wsi || s->connect_err[0]) {
 		/* After an error inside the call lws owns (or freed) it. */
 		s->wsi = s->connect_err[0] ? NULL : wsi;
+		dns_refresh(e);
 		conn_lost(s, "connect_failed",
 		    s->connect_err[0] ? s->connect_err
 		                      : "could not start connecting");
@@ -1027,6 +1219,7 @@ connect_error(struct stt *s, struct lws *wsi, const char *detail)
 	unsigned status = lws_http_client_http_response(wsi);
 	char     d[200];
 
+	dns_refresh(s->env);
 	if (status == 401 || status == 403) {
 		snprintf(d, sizeof(d), "HTTP %u at the upgrade", status);
 		count_error(s->env, "auth_error");
@@ -1331,6 +1524,11 @@ stt_env_alloc(struct stt_env **out, const struct stt_env_opts *o, char *err,
 	}
 	snprintf(e->base, sizeof(e->base), "%s://%s%s",
 	    e->url.tls ? "wss" : "ws", e->url.hosthdr, e->url.path);
+	if ((rc = dns_start(e))) {
+		snprintf(err, errlen, "cannot start a resolver thread");
+		free(e);
+		return rc;
+	}
 	e->rng = wall_us() | 1;
 
 	e->m_sessions      = metrics_counter(m, "egress_stt_sessions_total",
@@ -1384,6 +1582,8 @@ stt_env_free(struct stt_env *e)
 		e->list->busy = 0;
 		stt_free(e->list);
 	}
+	if (e->dns)
+		dns_unref(e->dns, true);
 	free(e);
 }
 

@@ -97,6 +97,12 @@ main(int argc, char **argv)
 	    "EXOPLEX_FAKESCRIBE_SESSION_LIMIT_S", "0", CFG_INT, &limit_s, 0,
 	    86400, NULL, false, "end each session this old with "
 	    "session_time_limit_exceeded; 0 = never", NULL };
+	opts[n++] = (struct cfg_opt) { "cert", "EXOPLEX_FAKESCRIBE_CERT",
+	    NULL, CFG_STR, &so.cert, 0, 0, NULL, false,
+	    "PEM certificate: serve wss:// (with --key)", NULL };
+	opts[n++] = (struct cfg_opt) { "key", "EXOPLEX_FAKESCRIBE_KEY",
+	    NULL, CFG_STR, &so.key, 0, 0, NULL, false,
+	    "PEM private key for --cert", NULL };
 	opts[n++] = (struct cfg_opt) { "wrong-format",
 	    "EXOPLEX_FAKESCRIBE_WRONG_FORMAT", "0", CFG_BOOL, &wrong, 0, 0,
 	    NULL, false, "session_started says pcm_16000 whatever was asked",
@@ -139,6 +145,8 @@ main(int argc, char **argv)
 		goto out;
 	memset(&ci, 0, sizeof(ci));
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	if (so.cert && so.key)
+		ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	if (!(ctx = lws_create_context(&ci))) {
 		LOGE(&lg, NULL, "cannot create the libwebsockets context");
 		goto out;

@@ -616,6 +616,11 @@ scribe_start(struct scribe **out, struct lws_context *ctx,
 	ci.protocols  = sc->protos;
 	ci.user       = sc;
 	ci.options    = LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (o->cert && o->key) {
+		ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		ci.ssl_cert_filepath        = o->cert;
+		ci.ssl_private_key_filepath = o->key;
+	}
 	if (!(sc->vh = lws_create_vhost(ctx, &ci))) {
 		LOGE(lg, NULL, "cannot listen on %s:%d",
 		    o->host ? o->host : "*", o->port);
@@ -624,8 +629,9 @@ scribe_start(struct scribe **out, struct lws_context *ctx,
 	}
 	sc->port = lws_get_vhost_listen_port(sc->vh);
 	lws_sul_schedule(ctx, 0, &sc->sul, tick, TICK_US);
-	LOGI(lg, NULL, "Scribe stand-in on ws://%s:%d%s",
-	    o->host ? o->host : "*", sc->port, sc->o.path);
+	LOGI(lg, NULL, "Scribe stand-in on %s://%s:%d%s",
+	    o->cert ? "wss" : "ws", o->host ? o->host : "*", sc->port,
+	    sc->o.path);
 	*out = sc;
 	return 0;
 }

@@ -39,6 +39,9 @@ struct scribe_opts {
 	unsigned    idle_s; /* 0 = 15 */
 	unsigned    session_limit_s; /* 0 = no limit */
 	bool        wrong_format; /* session_started echoes pcm_16000 */
+	/* wss://: PEM files (the context needs
+	 * LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT); NULL = plain ws://. */
+	const char *cert, *key;
 };
 
 /* Adds the stand-in's vhost to ctx (created with
