@@ -1,5 +1,5 @@
 /*
- * codec.c - libopus at 24 kHz mono.
+ * codec.c - libopus mono, at 24 kHz unless asked otherwise.
  */
 #include "codec.h"
 
@@ -11,6 +11,7 @@
 struct codec_enc {
 	OpusEncoder *opus;
 	int          lookahead;
+	int          frame; /* samples per 20 ms */
 };
 
 struct codec_dec {
@@ -18,19 +19,34 @@ struct codec_dec {
 };
 
 int
+codec_rate_ok(int rate)
+{
+	/* 48 kHz would be legal Opus, but CODEC_MAX_FRAME bounds 24 kHz. */
+	return rate == 8000 || rate == 12000 || rate == 16000
+	    || rate == CODEC_RATE;
+}
+
+int
 codec_enc_alloc(struct codec_enc **out, int complexity, int bitrate)
+{
+	return codec_enc_alloc_rate(out, CODEC_RATE, complexity, bitrate);
+}
+
+int
+codec_enc_alloc_rate(
+    struct codec_enc **out, int rate, int complexity, int bitrate)
 {
 	struct codec_enc *e;
 	int               err = 0;
 
 	*out = NULL;
-	if (complexity < 0 || complexity > 10 || bitrate < 500
-	    || bitrate > 512000)
+	if (!codec_rate_ok(rate) || complexity < 0 || complexity > 10
+	    || bitrate < 500 || bitrate > 512000)
 		return EINVAL;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return ENOMEM;
-	e->opus
-	    = opus_encoder_create(CODEC_RATE, 1, OPUS_APPLICATION_VOIP, &err);
+	e->frame = rate / 50;
+	e->opus  = opus_encoder_create(rate, 1, OPUS_APPLICATION_VOIP, &err);
 	if (e->opus == NULL) {
 		free(e);
 		return ENOMEM;
@@ -71,13 +87,19 @@ codec_enc_lookahead(const struct codec_enc *e)
 }
 
 int
+codec_enc_frame(const struct codec_enc *e)
+{
+	return e->frame;
+}
+
+int
 codec_encode(struct codec_enc *e, const int16_t *pcm, uint8_t *out, size_t cap,
     size_t *outn)
 {
 	opus_int32 n;
 
 	*outn = 0;
-	n     = opus_encode(e->opus, pcm, CODEC_FRAME, out,
+	n     = opus_encode(e->opus, pcm, e->frame, out,
             cap > 0x7fff ? 0x7fff : (opus_int32)cap);
 	if (n < 0)
 		return EIO;
@@ -88,13 +110,21 @@ codec_encode(struct codec_enc *e, const int16_t *pcm, uint8_t *out, size_t cap,
 int
 codec_dec_alloc(struct codec_dec **out)
 {
+	return codec_dec_alloc_rate(out, CODEC_RATE);
+}
+
+int
+codec_dec_alloc_rate(struct codec_dec **out, int rate)
+{
 	struct codec_dec *d;
 	int               err = 0;
 
 	*out = NULL;
+	if (!codec_rate_ok(rate))
+		return EINVAL;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return ENOMEM;
-	if ((d->opus = opus_decoder_create(CODEC_RATE, 1, &err)) == NULL) {
+	if ((d->opus = opus_decoder_create(rate, 1, &err)) == NULL) {
 		free(d);
 		return ENOMEM;
 	}

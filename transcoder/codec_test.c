@@ -23,6 +23,12 @@ test_bad_settings(void)
 	TEST_ASSERT(e == NULL);
 	TEST_EQ(codec_enc_alloc(&e, -1, 24000), EINVAL);
 	TEST_EQ(codec_enc_alloc(&e, 5, 100), EINVAL);
+	TEST_EQ(codec_enc_alloc_rate(&e, 44100, 5, 24000), EINVAL);
+	TEST_EQ(codec_enc_alloc_rate(&e, 48000, 5, 24000), EINVAL);
+	TEST_ASSERT(e == NULL);
+	struct codec_dec *d = (struct codec_dec *)1;
+	TEST_EQ(codec_dec_alloc_rate(&d, 11025), EINVAL);
+	TEST_ASSERT(d == NULL);
 	codec_enc_free(NULL);
 	codec_dec_free(NULL);
 	return 0;
@@ -94,4 +100,61 @@ test_bad_packet(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_bad_settings), TEST(test_tone), TEST(test_bad_packet))
+/* The density profile: encode at 8 kHz, decode at 8 kHz, and the two
+ * mixed with 24 kHz (what PersonaPlex does: it decodes our 8 kHz stream
+ * at 24 kHz, and we decode its 24 kHz stream at 8 kHz). */
+static int
+run_rates(int enc_rate, int dec_rate, double hz)
+{
+	static int16_t    out[50 * CODEC_FRAME + CODEC_MAX_FRAME];
+	struct codec_enc *e;
+	struct codec_dec *d;
+	int16_t           pcm[CODEC_FRAME];
+	uint8_t           pkt[CODEC_MAX_PACKET];
+	size_t            n, got, total = 0;
+	int               fr;
+
+	TEST_EQ(codec_enc_alloc_rate(&e, enc_rate, 0, 16000), 0);
+	TEST_EQ(codec_dec_alloc_rate(&d, dec_rate), 0);
+	fr = codec_enc_frame(e);
+	TEST_EQ(fr, enc_rate / 50);
+	TEST_ASSERT(codec_enc_lookahead(e) > 0);
+	TEST_ASSERT(codec_enc_lookahead(e) < fr);
+	for (int f = 0; f < 50; f++) {
+		for (int i = 0; i < fr; i++)
+			pcm[i] = (int16_t)(8000
+			    * sin(2 * M_PI * hz * (f * fr + i) / enc_rate));
+		TEST_EQ(codec_encode(e, pcm, pkt, sizeof(pkt), &n), 0);
+		TEST_EQ(codec_decode(
+		            d, pkt, n, out + total, CODEC_MAX_FRAME, &got),
+		    0);
+		TEST_EQ(got, (size_t)dec_rate / 50);
+		total += got;
+	}
+	printf("  %d -> %d Hz: %zu samples, dominant %.1f Hz\n", enc_rate,
+	    dec_rate, total,
+	    spectrum_dominant_hz(
+	        out + dec_rate / 10, total - dec_rate / 10, dec_rate));
+	TEST_NEAR(spectrum_dominant_hz(
+	              out + dec_rate / 10, total - dec_rate / 10, dec_rate),
+	    hz, 10);
+	codec_enc_free(e);
+	codec_dec_free(d);
+	return 0;
+}
+
+static int
+test_rates(void)
+{
+	TEST_ASSERT(codec_rate_ok(8000) && codec_rate_ok(12000)
+	    && codec_rate_ok(16000) && codec_rate_ok(24000));
+	TEST_ASSERT(!codec_rate_ok(48000) && !codec_rate_ok(0));
+	TEST_EQ(run_rates(8000, 8000, 700), 0);
+	TEST_EQ(run_rates(8000, 24000, 700), 0);
+	TEST_EQ(run_rates(24000, 8000, 700), 0);
+	TEST_EQ(run_rates(16000, 8000, 1000), 0);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_bad_settings), TEST(test_tone), TEST(test_bad_packet),
+    TEST(test_rates))

@@ -490,6 +490,7 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 	c->last_us       = mono_us();
 	to               = (struct tcall_opts) {
 		              .rate       = rate,
+		              .opus_rate  = l->o.opus_call_rate ? rate : 0,
 		              .complexity = l->o.complexity,
 		              .bitrate    = l->o.bitrate,
 		              .on_page    = on_page,

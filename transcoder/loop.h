@@ -16,6 +16,7 @@
 #ifndef EXO_LOOP_H
 #define EXO_LOOP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ struct loop_opts {
 	struct admin   *admin; /* heartbeat; may be NULL */
 	int             complexity;
 	int             bitrate;
+	bool            opus_call_rate; /* Opus at the call's rate, not 24k */
 	unsigned        idle_s; /* 0 = 60 */
 };
 

@@ -54,8 +54,9 @@ int
 main(int argc, char **argv)
 {
 	struct cfg_common cc;
-	struct cfg_opt    opts[CFG_COMMON_N + 3];
+	struct cfg_opt    opts[CFG_COMMON_N + 4];
 	long              complexity = 0, bitrate = 0, idle_s = 0;
+	const char       *opus_rate = NULL;
 	char              err[512], url_in[512], url_eg[512], engine[32];
 	struct log        lg;
 	struct metrics   *metrics = NULL;
@@ -82,6 +83,16 @@ main(int argc, char **argv)
 		.min                         = 6000,
 		.max                         = 510000,
 		.help = "Opus encoder bit rate toward PersonaPlex, bit/s" };
+	opts[n++] = (struct cfg_opt) { .flag = "opus-rate",
+		.env                         = "EXOPLEX_OPUS_RATE",
+		.def                         = "24000",
+		.type                        = CFG_ENUM,
+		.dst                         = &opus_rate,
+		.choices                     = "24000|call",
+		.help
+		= "Opus rate toward and from PersonaPlex: 24000, or call "
+		  "(the call's own rate: no resampling, less CPU; "
+		  "docs/performance.md)" };
 	opts[n++] = (struct cfg_opt) { .flag = "call-idle-s",
 		.env                         = "EXOPLEX_CALL_IDLE_S",
 		.def                         = "60",
@@ -106,8 +117,10 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	LOGI(&lg, NULL,
-	    "starting: soxr engine: %s; opus complexity %ld, %ld bit/s",
-	    resample_engine(engine, sizeof(engine)), complexity, bitrate);
+	    "starting: soxr engine: %s; opus complexity %ld, %ld bit/s, at "
+	    "%s",
+	    resample_engine(engine, sizeof(engine)), complexity, bitrate,
+	    strcmp(opus_rate, "call") ? "24000 Hz" : "the call's rate");
 
 	if (metrics_alloc(&metrics, "exoplex_") != 0) {
 		LOGE(&lg, NULL, "out of memory");
@@ -150,6 +163,7 @@ main(int argc, char **argv)
 		.admin               = admin,
 		.complexity          = (int)complexity,
 		.bitrate             = (int)bitrate,
+		.opus_call_rate      = !strcmp(opus_rate, "call"),
 		.idle_s              = (unsigned)idle_s };
 	if (loop_alloc(&loop, &lo) != 0) {
 		LOGE(&lg, NULL, "out of memory");

@@ -19,6 +19,8 @@
 
 struct tcall {
 	int                rate;
+	int                opus_rate;
+	size_t             frame_n; /* samples per 20 ms at opus_rate */
 	tcall_page_fn      on_page;
 	tcall_pcm_fn       on_pcm;
 	void              *arg;
@@ -53,16 +55,22 @@ tcall_alloc(struct tcall **out, const struct tcall_opts *o)
 	*out = NULL;
 	if (o->rate != 8000 && o->rate != 16000 && o->rate != 24000)
 		return EINVAL;
+	if (o->opus_rate != 0 && !codec_rate_ok(o->opus_rate))
+		return EINVAL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return ENOMEM;
-	c->rate    = o->rate;
-	c->on_page = o->on_page;
-	c->on_pcm  = o->on_pcm;
-	c->arg     = o->arg;
-	if ((rc = resample_alloc(&c->up_rs, o->rate, CODEC_RATE)) != 0
-	    || (rc = resample_alloc(&c->dn_rs, CODEC_RATE, o->rate)) != 0
-	    || (rc = codec_enc_alloc(&c->enc, o->complexity, o->bitrate)) != 0
-	    || (rc = codec_dec_alloc(&c->dec)) != 0
+	c->rate      = o->rate;
+	c->opus_rate = o->opus_rate ? o->opus_rate : CODEC_RATE;
+	c->frame_n   = (size_t)c->opus_rate / 50;
+	c->on_page   = o->on_page;
+	c->on_pcm    = o->on_pcm;
+	c->arg       = o->arg;
+	if ((rc = resample_alloc(&c->up_rs, o->rate, c->opus_rate)) != 0
+	    || (rc = resample_alloc(&c->dn_rs, c->opus_rate, o->rate)) != 0
+	    || (rc = codec_enc_alloc_rate(
+	            &c->enc, c->opus_rate, o->complexity, o->bitrate))
+	        != 0
+	    || (rc = codec_dec_alloc_rate(&c->dec, c->opus_rate)) != 0
 	    || (rc = oggw_alloc(&c->oggw)) != 0
 	    || (rc = oggdemux_alloc(&c->demux)) != 0) {
 		tcall_free(c);
@@ -112,7 +120,7 @@ tcall_session_start(struct tcall *c, uint32_t session, uint32_t serial)
 	codec_enc_reset(c->enc);
 	c->up_session = session;
 	rc            = oggw_begin(c->oggw, serial, (uint32_t)c->rate,
-	               (uint16_t)(codec_enc_lookahead(c->enc) * 48000 / CODEC_RATE),
+	               (uint16_t)(codec_enc_lookahead(c->enc) * 48000 / c->opus_rate),
 	               tcall_page, c);
 	if (rc)
 		c->up_session = 0;
@@ -132,7 +140,7 @@ tcall_session(const struct tcall *c)
 	return c->up_session;
 }
 
-/* Cuts 24 kHz PCM into 20 ms frames and encodes them while a session
+/* Cuts PCM at the Opus rate into 20 ms frames and encodes them while a session
  * is on; without one the samples only count towards frames_idle. */
 static int
 tcall_frames(struct tcall *c, const int16_t *pcm, size_t n)
@@ -142,19 +150,19 @@ tcall_frames(struct tcall *c, const int16_t *pcm, size_t n)
 
 	if (c->up_session == 0) {
 		c->idle_fill += n;
-		c->st.frames_idle += c->idle_fill / CODEC_FRAME;
-		c->idle_fill %= CODEC_FRAME;
+		c->st.frames_idle += c->idle_fill / c->frame_n;
+		c->idle_fill %= c->frame_n;
 		return 0;
 	}
 	while (n > 0) {
-		size_t k = CODEC_FRAME - c->frame_fill;
+		size_t k = c->frame_n - c->frame_fill;
 		if (k > n)
 			k = n;
 		memcpy(c->frame + c->frame_fill, pcm, k * sizeof(*pcm));
 		c->frame_fill += k;
 		pcm += k;
 		n -= k;
-		if (c->frame_fill < CODEC_FRAME)
+		if (c->frame_fill < c->frame_n)
 			break;
 		c->frame_fill = 0;
 		if (codec_encode(c->enc, c->frame, c->packet,
@@ -164,8 +172,7 @@ tcall_frames(struct tcall *c, const int16_t *pcm, size_t n)
 			continue;
 		}
 		if (oggw_packet(c->oggw, c->packet, len,
-		        CODEC_FRAME * 48000 / CODEC_RATE, false, tcall_page,
-		        c)) {
+		        960 /* 20 ms at 48 kHz */, false, tcall_page, c)) {
 			c->st.encode_errors++;
 			rc = EIO;
 			continue;
@@ -214,7 +221,7 @@ tcall_packet(void *arg, const uint8_t *pkt, size_t n)
 {
 	struct tcall *c   = arg;
 	size_t        got = 0, fill = 0;
-	size_t        step = CODEC_FRAME; /* resample in 20 ms slices */
+	size_t        step = c->frame_n; /* resample in 20 ms slices */
 
 	if (codec_decode(c->dec, pkt, n, c->dn_pcm, CODEC_MAX_FRAME, &got)) {
 		c->st.decode_errors++;

@@ -6,6 +6,9 @@
  *   downlink: the session's Ogg bytes → demux → Opus decode at 24 kHz
  *             → soxr → PCM at the call's rate
  *
+ * 24 kHz is the Opus rate by default; with opus_rate equal to the call's
+ * rate both soxr steps become plain copies (the density profile).
+ *
  * Output leaves through the callbacks given at creation, synchronously
  * from tcall_uplink, tcall_session_start and tcall_downlink; the buffers
  * they get are valid only during the call. Everything is allocated by
@@ -28,7 +31,9 @@ typedef void (*tcall_page_fn)(
 typedef void (*tcall_pcm_fn)(void *arg, const int16_t *pcm, size_t n);
 
 struct tcall_opts {
-	int           rate; /* the call's rate: 8000, 16000, 24000 */
+	int rate; /* the call's rate: 8000, 16000, 24000 */
+	int opus_rate; /* encode and decode at: 0 = 24000; or
+	                  8000, 12000, 16000 (codec_rate_ok) */
 	int           complexity; /* Opus encoder complexity, 0..10 */
 	int           bitrate; /* Opus encoder bit/s */
 	tcall_page_fn on_page;
@@ -39,7 +44,7 @@ struct tcall_opts {
 struct tcall_stats {
 	uint64_t samples_in; /* caller PCM samples taken */
 	uint64_t frames_encoded; /* 20 ms Opus frames sent as pages */
-	uint64_t frames_idle; /* 20 ms at 24 kHz resampled, no session */
+	uint64_t frames_idle; /* 20 ms at the Opus rate, no session */
 	uint64_t encode_errors;
 	uint64_t pages_out; /* uplink pages, headers included */
 	uint64_t bytes_in; /* downlink Ogg bytes */

@@ -75,10 +75,11 @@ tone(int16_t *buf, size_t n, size_t start, double hz, int rate)
 }
 
 static int
-new_call(struct tcall **c, struct sink *s, int rate)
+new_call_at(struct tcall **c, struct sink *s, int rate, int opus_rate)
 {
 	struct tcall_opts o = {
 		.rate       = rate,
+		.opus_rate  = opus_rate,
 		.complexity = 5,
 		.bitrate    = 24000,
 		.on_page    = on_page,
@@ -87,6 +88,12 @@ new_call(struct tcall **c, struct sink *s, int rate)
 	};
 	memset(s, 0, sizeof(*s));
 	return tcall_alloc(c, &o);
+}
+
+static int
+new_call(struct tcall **c, struct sink *s, int rate)
+{
+	return new_call_at(c, s, rate, 0);
 }
 
 /* Sends secs of a 1 kHz tone in chunk_ms chunks through the uplink. */
@@ -123,13 +130,13 @@ hear(void *arg, const uint8_t *pkt, size_t n)
 }
 
 static int
-loop_at(int rate, int chunk_ms)
+loop_opus_at(int rate, int chunk_ms, int opus_rate)
 {
 	static struct sink s;
 	struct tcall      *c;
 	struct tcall_stats st;
 
-	TEST_EQ(new_call(&c, &s, rate), 0);
+	TEST_EQ(new_call_at(&c, &s, rate, opus_rate), 0);
 	TEST_EQ(tcall_rate(c), rate);
 	TEST_EQ(tcall_session_start(c, 1, 0xabcdef01u), 0);
 	TEST_EQ(tcall_session(c), 1);
@@ -178,12 +185,19 @@ loop_at(int rate, int chunk_ms)
 	TEST_EQ(st.samples_out, s.pcm_len);
 	double hz = spectrum_dominant_hz(
 	    s.pcm + rate / 5, s.pcm_len - (size_t)rate / 5, rate);
-	printf("  %5d Hz, %2d ms chunks: %zu samples out, tone %.1f Hz, "
-	       "%zu bytes of Ogg\n",
-	    rate, chunk_ms, s.pcm_len, hz, s.ogg_len);
+	printf("  %5d Hz, Opus at %5d Hz, %3d ms chunks: %zu samples out, "
+	       "tone %.1f Hz, %zu bytes of Ogg\n",
+	    rate, opus_rate ? opus_rate : CODEC_RATE, chunk_ms, s.pcm_len, hz,
+	    s.ogg_len);
 	TEST_NEAR(hz, 1000, 10);
 	tcall_free(c);
 	return 0;
+}
+
+static int
+loop_at(int rate, int chunk_ms)
+{
+	return loop_opus_at(rate, chunk_ms, 0);
 }
 
 static int
@@ -394,6 +408,40 @@ test_downlink_fuzz(void)
 	return 0;
 }
 
+/* The density profile: Opus at the call's own rate. PersonaPlex decodes
+ * the stream at 24 kHz (checked in loop_opus_at), and the downlink's
+ * 24 kHz stream decodes straight to the call's rate. */
+static int
+test_opus_at_call_rate(void)
+{
+	static struct sink s, up;
+	struct tcall      *c, *u;
+	struct tcall_stats st;
+
+	if (loop_opus_at(8000, 20, 8000) || loop_opus_at(8000, 100, 8000)
+	    || loop_opus_at(16000, 20, 16000))
+		return 1;
+
+	/* A 24 kHz stream (as PersonaPlex sends) into an 8 kHz pipeline
+	 * whose Opus runs at 8 kHz. */
+	TEST_EQ(new_call(&u, &up, 24000), 0);
+	TEST_EQ(tcall_session_start(u, 1, 42), 0);
+	if (send_tone(u, 24000, 2, 20))
+		return 1;
+	TEST_EQ(new_call_at(&c, &s, 8000, 8000), 0);
+	TEST_EQ(tcall_downlink(c, 1, up.ogg, up.ogg_len), 0);
+	tcall_stats(c, &st);
+	TEST_EQ(st.decode_errors, 0);
+	TEST_EQ(st.frames_decoded, 100);
+	/* No resampler: every decoded sample comes out at once. */
+	TEST_EQ(s.pcm_len, 100 * 160);
+	TEST_NEAR(spectrum_dominant_hz(s.pcm + 1600, s.pcm_len - 1600, 8000),
+	    1000, 10);
+	tcall_free(c);
+	tcall_free(u);
+	return 0;
+}
+
 static int
 test_bad_opts(void)
 {
@@ -406,10 +454,17 @@ test_bad_opts(void)
 	o.rate       = 8000;
 	o.complexity = 12;
 	TEST_EQ(tcall_alloc(&c, &o), EINVAL);
+	o.complexity = 5;
+	o.opus_rate  = 44100;
+	TEST_EQ(tcall_alloc(&c, &o), EINVAL);
+	o.opus_rate = 48000;
+	TEST_EQ(tcall_alloc(&c, &o), EINVAL);
+	TEST_ASSERT(c == NULL);
 	tcall_free(NULL);
 	return 0;
 }
 
 TEST_MAIN(TEST(test_loop_8k), TEST(test_loop_16k), TEST(test_loop_24k),
     TEST(test_no_session), TEST(test_new_session), TEST(test_downlink_damage),
-    TEST(test_downlink_fuzz), TEST(test_bad_opts))
+    TEST(test_downlink_fuzz), TEST(test_opus_at_call_rate),
+    TEST(test_bad_opts))
