@@ -255,6 +255,8 @@ opts_usage(const char *prog)
 	    "                        (drop)\n"
 	    "  --max-lead-ms MS      playout lead that counts as a\n"
 	    "                        violation (1000)\n"
+	    "  --gap-ms MS           report quiet runs (underrun or\n"
+	    "                        silence) this long as gaps (100)\n"
 	    "  --record FILE         write what the caller heard (a %%d in\n"
 	    "                        FILE records every call)\n"
 	    "  --calls N             concurrent calls on one tick (1)\n"
@@ -302,6 +304,7 @@ enum {
 	O_CONNECT_TIMEOUT,
 	O_CLEAR_MARKS,
 	O_MAX_LEAD,
+	O_GAP,
 	O_RECORD,
 	O_CALLS,
 	O_RAMP,
@@ -343,6 +346,7 @@ static const struct option longopts[] = {
 	{ "connect-timeout-ms", required_argument, NULL, O_CONNECT_TIMEOUT },
 	{ "clear-marks", required_argument, NULL, O_CLEAR_MARKS },
 	{ "max-lead-ms", required_argument, NULL, O_MAX_LEAD },
+	{ "gap-ms", required_argument, NULL, O_GAP },
 	{ "record", required_argument, NULL, O_RECORD },
 	{ "calls", required_argument, NULL, O_CALLS },
 	{ "ramp-ms", required_argument, NULL, O_RAMP },
@@ -396,6 +400,7 @@ opts_parse(
 	o->connect_timeout_ms = 10000;
 	o->clear_marks        = PLAYOUT_CLEAR_DROP_MARKS;
 	o->max_lead_ms        = 1000;
+	o->gap_ms             = 100;
 	o->calls              = 1;
 	o->expect_tolerance   = 0.02;
 	o->expect_min_seconds = -1;
@@ -549,6 +554,13 @@ opts_parse(
 				    "[20, 600000]",
 				    a);
 			o->max_lead_ms = (int)l;
+			break;
+		case O_GAP:
+			if (parse_long(a, &l) || l < 20 || l > 600000)
+				return fail(err, errlen,
+				    "--gap-ms: '%s' is not in [20, 600000]",
+				    a);
+			o->gap_ms = (int)l;
 			break;
 		case O_RECORD:
 			o->record = a;

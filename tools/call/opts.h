@@ -56,6 +56,7 @@ struct call_opts {
 
 	enum playout_clear_marks clear_marks;
 	int                      max_lead_ms;
+	int                      gap_ms; /* quiet runs reported as gaps */
 	const char              *record;
 	int                      calls;
 	int                      ramp_ms; /* spread of call starts */

@@ -22,6 +22,7 @@
 #include "base64.h"
 #include "clock.h"
 #include "exomsg.h"
+#include "gaps.h"
 #include "playout.h"
 #include "rxcheck.h"
 
@@ -104,6 +105,7 @@ struct sim {
 	struct lws_context     *ctx;
 	lws_sorted_usec_list_t  sul;
 	uint64_t                t0;
+	uint64_t                t0_wall; /* wall_us() at t0 */
 	volatile sig_atomic_t  *interrupt;
 	char                    host_hdr[300];
 	char                    auth_hdr[512]; /* "" or the header value */
@@ -553,6 +555,11 @@ call_play(struct call *c)
 	size_t got   = playout_tick(c->po, c->frame);
 	char  *name;
 
+	/* Frame play_tick plays at this wall-clock time (catch-up ticks
+	 * included), for the gaps the restart tests compare. */
+	gaps_frame(&c->res.gaps, c->frame, got,
+	    (c->sim->t0_wall + c->play_tick * TICK_US) / 1000, TICK_MS);
+
 	if (c->recording)
 		grow_append(&c->rec, &c->rec_n, &c->rec_cap, c->frame, frame);
 	if (got == frame) {
@@ -803,6 +810,7 @@ call_init(struct sim *s, struct call *c, size_t idx, uint64_t *rng)
 	c->info.numbers        = o->numbers;
 	c->res.rate            = o->rate;
 	c->res.first_audio_ms  = -1;
+	gaps_init(&c->res.gaps, (unsigned)o->gap_ms);
 	c->chunks_total
 	    = (uint64_t)(o->seconds * 1000.0 / o->chunk_ms + 0.999999);
 	if (o->ramp_ms && s->ncalls > 1)
@@ -914,6 +922,7 @@ sim_run(struct sim *s, volatile sig_atomic_t *interrupt)
 {
 	s->interrupt = interrupt;
 	s->t0        = mono_us();
+	s->t0_wall   = wall_us();
 	lws_sul_schedule(s->ctx, 0, &s->sul, sim_tick, 1);
 	while (s->active > 0)
 		if (lws_service(s->ctx, 0) < 0)
@@ -923,6 +932,7 @@ sim_run(struct sim *s, volatile sig_atomic_t *interrupt)
 		struct call *c = &s->calls[i];
 		c->res.rx_pcm  = c->ana;
 		c->res.rx_n    = c->ana_n;
+		gaps_finish(&c->res.gaps);
 	}
 	return 0;
 }

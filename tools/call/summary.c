@@ -117,6 +117,21 @@ add_call_fields(cJSON *o, const struct call_result *r)
 		cJSON_AddNullToObject(o, "closed_by");
 	cJSON_AddNumberToObject(o, "close_code", r->close_code);
 	cJSON_AddBoolToObject(o, "closed_before_stop", r->closed_before_stop);
+	cJSON_AddNumberToObject(o, "gaps_total", (double)r->gaps.total);
+	cJSON *gaps = cJSON_AddArrayToObject(o, "gaps");
+	for (size_t i = 0; gaps && i < r->gaps.n; i++) {
+		const struct gap *g = &r->gaps.list[i];
+		cJSON            *e = cJSON_CreateObject();
+		if (!e)
+			break;
+		cJSON_AddNumberToObject(e, "start_ms", (double)g->start_ms);
+		cJSON_AddNumberToObject(e, "end_ms", (double)g->end_ms);
+		cJSON_AddNumberToObject(
+		    e, "ms", (double)(g->end_ms - g->start_ms));
+		if (g->open)
+			cJSON_AddTrueToObject(e, "open");
+		cJSON_AddItemToArray(gaps, e);
+	}
 }
 
 static void

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gaps.h"
 #include "opts.h"
 #include "rxcheck.h"
 
@@ -30,6 +31,7 @@ struct call_result {
 	const char *closed_by; /* "server", "client" or NULL */
 	int         close_code;
 	bool        closed_before_stop;
+	struct gaps gaps; /* quiet runs heard after the first audio */
 
 	/* All audio received, in order, for the analysis. Not owned. */
 	const int16_t *rx_pcm;
