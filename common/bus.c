@@ -26,13 +26,13 @@
 
 /* Frame kinds are the oneof's field numbers 16..(16 + KINDS - 1). */
 #define KIND_BASE 16
-#define KINDS 16
+#define KINDS 17
 
 static const char *kind_names[KINDS] = {
 	"call_start", "caller_audio", "uplink_ogg", "downlink_ogg",
 	"playback_audio", "session_ready", "session_ended", "dtmf", "mark",
 	"call_stop", "hangup", "clear", "announce", "agent_text", "playout",
-	"capacity",
+	"capacity", "call_mode",
 };
 
 struct entry {
