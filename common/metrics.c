@@ -17,12 +17,20 @@
 
 #define METRICS_MAX 1024
 
+struct hist {
+	size_t n; /* bounds; counts has n + 1 (the last is +Inf) */
+	int64_t bounds[METRICS_BUCKETS_MAX];
+	_Atomic uint64_t counts[METRICS_BUCKETS_MAX + 1];
+	_Atomic int64_t sum;
+};
+
 struct metric {
 	const char *name;
 	const char *help;
 	char *labels; /* owned; NULL = none */
 	enum metric_type type;
-	_Atomic int64_t value;
+	_Atomic int64_t value; /* a histogram's count */
+	struct hist *hist; /* owned; histograms only */
 };
 
 struct metrics {
@@ -51,17 +59,33 @@ metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; i < m->n; i++)
+	for (size_t i = 0; i < m->n; i++) {
 		free(m->series[i].labels);
+		free(m->series[i].hist);
+	}
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
 static struct metric *
 reg(struct metrics *m, const char *name, const char *help,
-    const char *labels, enum metric_type type)
+    const char *labels, enum metric_type type, const int64_t *bounds,
+    size_t nb)
 {
 	struct metric *x = &m->sink;
+	struct hist *h = NULL;
+
+	if (type == METRIC_HISTOGRAM) {
+		if (nb == 0 || nb > METRICS_BUCKETS_MAX)
+			return x;
+		for (size_t i = 1; i < nb; i++)
+			if (bounds[i] <= bounds[i - 1])
+				return x;
+		if ((h = calloc(1, sizeof(*h))) == NULL)
+			return x;
+		h->n = nb;
+		memcpy(h->bounds, bounds, nb * sizeof(bounds[0]));
+	}
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n; i++) {
 		struct metric *s = &m->series[i];
@@ -77,11 +101,14 @@ reg(struct metrics *m, const char *name, const char *help,
 		x->help = help;
 		x->type = type;
 		x->labels = labels && *labels ? strdup(labels) : NULL;
+		x->hist = h;
+		h = NULL;
 		atomic_store(&x->value, 0);
 		m->n++;
 	}
 out:
 	pthread_mutex_unlock(&m->lock);
+	free(h); /* found an existing series, or full */
 	return x;
 }
 
@@ -89,14 +116,36 @@ struct metric *
 metrics_counter(struct metrics *m, const char *name, const char *help,
     const char *labels)
 {
-	return reg(m, name, help, labels, METRIC_COUNTER);
+	return reg(m, name, help, labels, METRIC_COUNTER, NULL, 0);
 }
 
 struct metric *
 metrics_gauge(struct metrics *m, const char *name, const char *help,
     const char *labels)
 {
-	return reg(m, name, help, labels, METRIC_GAUGE);
+	return reg(m, name, help, labels, METRIC_GAUGE, NULL, 0);
+}
+
+struct metric *
+metrics_histogram(struct metrics *m, const char *name, const char *help,
+    const char *labels, const int64_t *bounds, size_t n)
+{
+	return reg(m, name, help, labels, METRIC_HISTOGRAM, bounds, n);
+}
+
+void
+metric_observe(struct metric *x, int64_t v)
+{
+	struct hist *h = x->hist;
+	size_t i = 0;
+
+	atomic_fetch_add_explicit(&x->value, 1, memory_order_relaxed);
+	if (!h)
+		return;
+	while (i < h->n && v > h->bounds[i])
+		i++;
+	atomic_fetch_add_explicit(&h->counts[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
 void
@@ -161,6 +210,34 @@ sb_printf(struct sbuf *b, const char *fmt, ...)
 	}
 }
 
+/* <name>_bucket{labels,le="..."} cumulative, then _sum and _count. */
+static void
+render_hist(struct sbuf *b, const char *prefix, struct metric *t)
+{
+	struct hist *h = t->hist;
+	const char *l = t->labels ? t->labels : "";
+	const char *comma = t->labels ? "," : "";
+	unsigned long long cum = 0;
+
+	for (size_t k = 0; k <= h->n; k++) {
+		cum += atomic_load_explicit(&h->counts[k],
+		    memory_order_relaxed);
+		if (k < h->n)
+			sb_printf(b, "%s%s_bucket{%s%sle=\"%lld\"} %llu\n",
+			    prefix, t->name, l, comma,
+			    (long long) h->bounds[k], cum);
+		else
+			sb_printf(b, "%s%s_bucket{%s%sle=\"+Inf\"} %llu\n",
+			    prefix, t->name, l, comma, cum);
+	}
+	sb_printf(b, "%s%s_sum%s%s%s %lld\n", prefix, t->name,
+	    t->labels ? "{" : "", l, t->labels ? "}" : "",
+	    (long long) atomic_load(&h->sum));
+	/* The count is the buckets' total, so a scrape is consistent. */
+	sb_printf(b, "%s%s_count%s%s%s %llu\n", prefix, t->name,
+	    t->labels ? "{" : "", l, t->labels ? "}" : "", cum);
+}
+
 char *
 metrics_render(struct metrics *m, size_t *len)
 {
@@ -180,11 +257,17 @@ metrics_render(struct metrics *m, size_t *len)
 			continue;
 		sb_printf(&b, "# HELP %s%s %s\n# TYPE %s%s %s\n", m->prefix,
 		    s->name, s->help ? s->help : s->name, m->prefix, s->name,
-		    s->type == METRIC_COUNTER ? "counter" : "gauge");
+		    s->type == METRIC_COUNTER ? "counter"
+		    : s->hist		      ? "histogram"
+					      : "gauge");
 		for (size_t j = i; j < m->n; j++) {
 			struct metric *t = &m->series[j];
 			if (strcmp(t->name, s->name))
 				continue;
+			if (t->hist) {
+				render_hist(&b, m->prefix, t);
+				continue;
+			}
 			long long v = (long long) metric_get(t);
 			if (t->labels)
 				sb_printf(&b, "%s%s{%s} %lld\n", m->prefix,

@@ -16,7 +16,9 @@
 struct metrics;
 struct metric;
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE };
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+
+#define METRICS_BUCKETS_MAX 24
 
 /* prefix is prepended to every name ("exoplex_"). Returns 0 or ENOMEM. */
 int  metrics_alloc(struct metrics **out, const char *prefix);
@@ -30,6 +32,16 @@ struct metric *metrics_counter(struct metrics *m, const char *name,
     const char *help, const char *labels);
 struct metric *metrics_gauge(struct metrics *m, const char *name,
     const char *help, const char *labels);
+
+/* A histogram: observations counted in buckets by upper bound (bounds:
+ * n ascending values, n <= METRICS_BUCKETS_MAX, copied; +Inf is added),
+ * rendered as Prometheus <name>_bucket{le}, <name>_sum and <name>_count.
+ * metric_get of a histogram is its count. Returns the shared sink (a
+ * plain counter) when the registry is full or the bounds are bad. */
+struct metric *metrics_histogram(struct metrics *m, const char *name,
+    const char *help, const char *labels, const int64_t *bounds, size_t n);
+/* Records v in a histogram (on any other metric: adds 1). Lock-free. */
+void metric_observe(struct metric *x, int64_t v);
 
 void    metric_add(struct metric *x, int64_t v);
 void    metric_inc(struct metric *x);

@@ -83,5 +83,51 @@ test_overflow_returns_sink(void)
 	return 0;
 }
 
+static int
+test_histogram(void)
+{
+	struct metrics *m;
+	const int64_t   b[] = { 100, 1000, 5000 };
+	const int64_t   bad[] = { 100, 100 };
+	TEST_EQ(metrics_alloc(&m, "exoplex_"), 0);
+	struct metric *h = metrics_histogram(m, "age_microseconds", "Age.",
+	    "link=\"t\"", b, 3);
+	struct metric *n = metrics_histogram(m, "plain", "P.", NULL, b, 1);
+	/* Bad bounds give the sink, which still counts. */
+	struct metric *s = metrics_histogram(m, "bad", "B.", NULL, bad, 2);
+	TEST_ASSERT(s != h && s != n);
+	metric_observe(s, 5);
+	TEST_ASSERT(metrics_histogram(m, "age_microseconds", "Age.",
+			"link=\"t\"", b, 3) == h);
+	metric_observe(h, 50);
+	metric_observe(h, 100); /* le is inclusive */
+	metric_observe(h, 101);
+	metric_observe(h, 4000);
+	metric_observe(h, 70000);
+	metric_observe(n, 7);
+	TEST_EQ(metric_get(h), 5);
+	char *txt = metrics_render(m, NULL);
+	TEST_ASSERT(txt != NULL);
+	const char *want =
+	    "# HELP exoplex_age_microseconds Age.\n"
+	    "# TYPE exoplex_age_microseconds histogram\n"
+	    "exoplex_age_microseconds_bucket{link=\"t\",le=\"100\"} 2\n"
+	    "exoplex_age_microseconds_bucket{link=\"t\",le=\"1000\"} 3\n"
+	    "exoplex_age_microseconds_bucket{link=\"t\",le=\"5000\"} 4\n"
+	    "exoplex_age_microseconds_bucket{link=\"t\",le=\"+Inf\"} 5\n"
+	    "exoplex_age_microseconds_sum{link=\"t\"} 74251\n"
+	    "exoplex_age_microseconds_count{link=\"t\"} 5\n"
+	    "# HELP exoplex_plain P.\n"
+	    "# TYPE exoplex_plain histogram\n"
+	    "exoplex_plain_bucket{le=\"100\"} 1\n"
+	    "exoplex_plain_bucket{le=\"+Inf\"} 1\n"
+	    "exoplex_plain_sum 7\n"
+	    "exoplex_plain_count 1\n";
+	TEST_STREQ(txt, want);
+	free(txt);
+	metrics_free(m);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_render_groups_families), TEST(test_atomic_from_threads),
-    TEST(test_overflow_returns_sink))
+    TEST(test_overflow_returns_sink), TEST(test_histogram))
