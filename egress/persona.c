@@ -14,6 +14,7 @@
 
 #include <ini.h>
 
+#include "mode.h"
 #include "ppurl.h"
 
 #define NAME_MAX_LEN 64
@@ -26,7 +27,8 @@ struct entry {
 	char          *name, *voice, *text, *source;
 	char         **numbers; /* digits only */
 	size_t         nnumbers;
-	bool           has_voice, has_text, has_numbers;
+	enum mode      mode; /* MODE_NONE: not set */
+	bool           has_voice, has_text, has_numbers, has_mode;
 };
 
 struct personas {
@@ -237,6 +239,8 @@ key_of(const char *name)
 		return "text";
 	if (!strcasecmp(name, "numbers") || !strcasecmp(name, "number"))
 		return "numbers";
+	if (!strcasecmp(name, "mode"))
+		return "mode";
 	return NULL;
 }
 
@@ -264,8 +268,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	}
 	if (!key) {
 		perr(x,
-		    "unknown setting '%s' (persona %s takes voice, text and "
-		    "numbers)",
+		    "unknown setting '%s' (persona %s takes voice, text, "
+		    "numbers and mode)",
 		    name, section);
 		return 0;
 	}
@@ -299,6 +303,24 @@ handler(void *user, const char *section, const char *name, const char *value)
 			goto twice;
 		e->has_text = true;
 		return append(&e->text, value, " ") == 0;
+	}
+	if (!strcmp(key, "mode")) {
+		if (cont || e->has_mode) {
+			perr(x,
+			    "the mode of persona %s is set twice or "
+			    "continued",
+			    section, NULL);
+			return 0;
+		}
+		e->has_mode = true;
+		if ((e->mode = mode_parse(value)) == MODE_NONE) {
+			perr(x,
+			    "the mode of persona %s must be agent or "
+			    "transcribe, not '%s'",
+			    section, value);
+			return 0;
+		}
+		return 1;
 	}
 	if (!cont && e->has_numbers)
 		goto twice;
@@ -374,6 +396,14 @@ finish(struct personas *ps, const char *voice, const char *text,
 		struct entry *e = &ps->e[i];
 		if (!e->voice && d->voice && !(e->voice = strdup(d->voice)))
 			return ENOMEM;
+		/* A transcribe-only persona needs no prompt; should a call
+		 * still ask for an agent, it gets the default's. */
+		if (e->mode == MODE_TRANSCRIBE && (!e->text || !*e->text)
+		    && d->text && *d->text) {
+			free(e->text);
+			if (!(e->text = strdup(d->text)))
+				return ENOMEM;
+		}
 		if (!e->voice || !*e->voice) {
 			snprintf(err, errlen,
 			    "persona %s (%s): no voice (set voice = NATF2.pt "
@@ -404,10 +434,11 @@ finish(struct personas *ps, const char *voice, const char *text,
 					    ps->e[j].name, e->name);
 					return EINVAL;
 				}
-		e->p.name      = e->name;
-		e->p.voice     = e->voice;
-		e->p.text      = e->text;
-		e->p.source    = e->source;
+		e->p.name   = e->name;
+		e->p.voice  = e->voice;
+		e->p.text   = e->text;
+		e->p.source = e->source;
+		e->p.mode   = e->mode == MODE_NONE ? NULL : mode_name(e->mode);
 		e->p.templated = false;
 		for (const char *t = e->text; (t = strchr(t, '{')); t++) {
 			if (t[1] == '{') {

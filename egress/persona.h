@@ -15,8 +15,10 @@
  * text_prompt) is the persona prompt, continued on indented lines (joined
  * with a space); numbers (or number) lists the dialled numbers this
  * persona answers, compared by their digits (the last 10 when both have
- * at least 10, so +91 80 4000 1234 matches 08040001234). A line starting
- * with ';' or '#' is a comment; ';' elsewhere is text. A [default]
+ * at least 10, so +91 80 4000 1234 matches 08040001234); mode is
+ * "agent" or "transcribe" (mode.h: a transcribe-only persona needs no
+ * text, and takes the default's should a call ask for an agent). A line
+ * starting with ';' or '#' is a comment; ';' elsewhere is text. A [default]
  * section is the default persona; without one the default is
  * EXOPLEX_VOICE_PROMPT / EXOPLEX_TEXT_PROMPT, and a persona without a
  * voice takes the default's.
@@ -45,6 +47,7 @@ struct persona {
 	const char *voice;
 	const char *text; /* the template, placeholders and all */
 	const char *source; /* "file:line" or the settings, for messages */
+	const char *mode; /* "agent", "transcribe", or NULL: not set */
 	bool        templated; /* text has placeholders */
 };
 

@@ -320,6 +320,53 @@ test_check_lengths(void)
 	return 0;
 }
 
+/* mode = agent|transcribe: a transcribe-only persona needs no text (it
+ * takes the default's, for a call that still asks for an agent). */
+static int
+test_mode(void)
+{
+	struct personas      *ps;
+	const struct persona *p;
+	enum persona_why      why;
+	bool                  unknown;
+	struct ppurl          u[1];
+
+	persona_lib_init();
+	TEST_EQ(ppurl_parse(&u[0], "ws://a:1", err, sizeof(err)), 0);
+	TEST_EQ(load(&ps,
+	            "[assist]\nmode = Transcribe\nnumbers = 08040009999\n"
+	            "[bot]\nmode = agent\ntext = Hello.\n"
+	            "[plain]\ntext = Hi.\n"),
+	    0);
+	p = persona_choose(ps, NULL, "+91 80 4000 9999", &why, &unknown);
+	TEST_STREQ(p->name, "assist");
+	TEST_EQ(why, PERSONA_BY_NUMBER);
+	TEST_STREQ(p->mode, "transcribe");
+	TEST_STREQ(p->text, "Default text.");
+	TEST_STREQ(p->voice, "NATF2.pt");
+	TEST_STREQ(personas_find(ps, "bot")->mode, "agent");
+	TEST_ASSERT(personas_find(ps, "plain")->mode == NULL);
+	TEST_ASSERT(personas_default(ps)->mode == NULL);
+	TEST_EQ(personas_check(ps, u, 1, err, sizeof(err)), 0);
+	personas_free(ps);
+
+	/* Only the two modes, once; an agent persona still needs text. */
+	TEST_EQ(load(&ps, "[a]\nmode = assist\n"), EINVAL);
+	TEST_ASSERT(strstr(err,
+	                "line 2: the mode of persona a must be agent "
+	                "or transcribe, not 'assist'")
+	    != NULL);
+	TEST_EQ(
+	    load(&ps, "[a]\nmode = agent\nmode = agent\ntext = x\n"), EINVAL);
+	TEST_ASSERT(strstr(err, "line 3: the mode of persona a") != NULL);
+	TEST_EQ(load(&ps, "[a]\nmode = agent\n"), EINVAL);
+	TEST_ASSERT(strstr(err, "persona a (") != NULL);
+	TEST_ASSERT(strstr(err, "no text prompt") != NULL);
+	TEST_EQ(load(&ps, "[a]\nnumbers = 1234\n"), EINVAL);
+	TEST_ASSERT(strstr(err, "no text prompt") != NULL);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_parse_example), TEST(test_default_section_and_long_line),
     TEST(test_errors), TEST(test_choose), TEST(test_render),
-    TEST(test_check_lengths))
+    TEST(test_check_lengths), TEST(test_mode))
