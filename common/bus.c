@@ -65,6 +65,7 @@ struct bus {
 	uint64_t bad_logged_us, full_logged_us;
 
 	struct metric *out[KINDS + 1], *in[KINDS + 1], *dropped[KINDS + 1];
+	struct metric *age[KINDS + 1]; /* audio kinds only; else NULL */
 	struct metric *msgs_out, *msgs_in, *bad, *peer_g, *refused;
 };
 
@@ -137,11 +138,38 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	metric_set(b->peer_g, atomic_load(&b->peers) > 0);
 }
 
+/* Frame age on arrival (now - ts_us) in µs: fine where the 5 ms
+ * latency budget is judged, coarse beyond. */
+static const int64_t age_bounds[] = { 100, 200, 300, 500, 750, 1000, 1500,
+	2000, 3000, 4000, 5000, 7500, 10000, 20000, 50000, 100000, 250000,
+	1000000 };
+
+static bool
+kind_timed(int k)
+{
+	return k < KINDS && (!strcmp(kind_names[k], "caller_audio") ||
+	    !strcmp(kind_names[k], "uplink_ogg") ||
+	    !strcmp(kind_names[k], "downlink_ogg") ||
+	    !strcmp(kind_names[k], "playback_audio"));
+}
+
 static void
 register_metrics(struct bus *b)
 {
 	struct metrics *m = b->o.metrics;
 	char l[128];
+
+	for (int k = 0; k < KINDS; k++) {
+		if (!kind_timed(k))
+			continue;
+		snprintf(l, sizeof(l), "link=\"%s\",kind=\"%s\"", b->link,
+		    kind_names[k]);
+		b->age[k] = metrics_histogram(m, "bus_frame_age_microseconds",
+		    "Age of audio frames on arrival: now minus the frame's "
+		    "ts_us (when its content entered exoplex), by link and "
+		    "kind.",
+		    l, age_bounds, sizeof(age_bounds) / sizeof(age_bounds[0]));
+	}
 
 	for (int k = 0; k <= KINDS; k++) {
 		const char *kn = k < KINDS ? kind_names[k] : "unknown";
@@ -682,7 +710,14 @@ bus_envelope_free(Exo__Envelope *env)
 void
 bus_count_in(struct bus *b, const Exo__Frame *f)
 {
-	metric_inc(b->in[kind_index(f)]);
+	int k = kind_index(f);
+
+	metric_inc(b->in[k]);
+	if (b->age[k] && f->ts_us) {
+		uint64_t now = wall_us();
+		metric_observe(b->age[k],
+		    now > f->ts_us ? (int64_t) (now - f->ts_us) : 0);
+	}
 }
 
 int

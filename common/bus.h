@@ -15,7 +15,9 @@
  * thread-safe. The metrics it keeps are:
  *   exoplex_bus_frames_total{link,dir,kind}, exoplex_bus_frames_dropped_total
  *   {link,kind}, exoplex_bus_messages_total{link,dir},
- *   exoplex_bus_bad_messages_total{link}, exoplex_bus_peer_connected{link}.
+ *   exoplex_bus_bad_messages_total{link}, exoplex_bus_peer_connected{link},
+ *   and (by bus_count_in) the histogram exoplex_bus_frame_age_microseconds
+ *   {link,kind} of audio frames' age on arrival (now - ts_us).
  *
  * Tap: for debugging a live system, a bus can also publish a copy of every
  * Envelope it sends and receives, unchanged, on an NNG pub socket (by
@@ -111,8 +113,9 @@ int bus_peers(const struct bus *b);
  * Lets the owner re-announce state to a restarted peer. */
 bool bus_take_new_peer(struct bus *b);
 
-/* Counts a received frame of f's kind (for frames-in metrics); bus_recv
- * callers that walk an Envelope call it per frame. */
+/* Counts a received frame of f's kind (for frames-in metrics) and, for
+ * audio kinds, its age; bus_recv callers that walk an Envelope call it
+ * per frame, as they receive it. */
 void bus_count_in(struct bus *b, const Exo__Frame *f);
 
 /* Name of a frame's kind ("caller_audio", ...), for logs and metrics. */

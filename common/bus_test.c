@@ -168,6 +168,12 @@ test_batch_roundtrip(void)
 	TEST_ASSERT(strstr(txt, "exoplex_bus_frames_total{link=\"t\",dir=\"in\","
 				"kind=\"caller_audio\"} 30") != NULL);
 	TEST_ASSERT(strstr(txt, "exoplex_bus_peer_connected{link=\"t\"} 1"));
+	/* ts_us 1000 is decades old: every frame in the top bucket. */
+	TEST_ASSERT(strstr(txt, "exoplex_bus_frame_age_microseconds_bucket{"
+				"link=\"t\",kind=\"caller_audio\",le=\"1000000\"} 0"));
+	TEST_ASSERT(strstr(txt, "exoplex_bus_frame_age_microseconds_count{"
+				"link=\"t\",kind=\"caller_audio\"} 30"));
+	TEST_ASSERT(!strstr(txt, "kind=\"call_stop\",le="));
 	free(txt);
 	pair_close(&p);
 	return 0;
