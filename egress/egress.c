@@ -1133,7 +1133,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	if (cs->refused && *cs->refused) {
 		/* Ingress turned it away; its call_stop follows. */
 		c->refused = true;
-		c->hc      = hooks_call_open(e->o.hooks, cs, NULL);
+		c->hc      = hooks_call_open(e->o.hooks, cs, NULL, NULL);
 		metric_inc(e->m_refused);
 		LOGI(e->o.log, &c->ids,
 		    "call refused by ingress (%s): nothing to open",
@@ -1163,11 +1163,11 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	    cs->sample_rate);
 	if (call_persona(e, c, cs)) {
 		LOGE(e->o.log, &c->ids, "out of memory for the call's prompt");
-		c->hc = hooks_call_open(e->o.hooks, cs, NULL);
+		c->hc = hooks_call_open(e->o.hooks, cs, NULL, NULL);
 		call_give_up(c, "out of memory");
 		return;
 	}
-	c->hc = hooks_call_open(e->o.hooks, cs, c->persona->name);
+	c->hc = hooks_call_open(e->o.hooks, cs, c->persona->name, NULL);
 	if (!call_acquire(c)) {
 		uint64_t now = mono_us();
 		c->failed    = true;

@@ -263,8 +263,16 @@ events_call_ended(const struct events_call *c, const struct events_ended *e)
 	if (!o)
 		return NULL;
 	cJSON_AddStringToObject(o, "reason", events_reason(e->reason));
+	if (e->detail && *e->detail) {
+		add_str(o, "detail", e->detail);
+		want++;
+	}
 	cJSON_AddNumberToObject(o, "duration_ms", (double)e->duration_ms);
 	add_opt_str(o, "persona", e->persona);
+	if (e->mode && *e->mode) {
+		add_str(o, "mode", e->mode);
+		want++;
+	}
 	if ((k = cJSON_AddObjectToObject(o, "counters"))) {
 		cJSON_AddNumberToObject(
 		    k, "audio_in_s", secs(e->counters.audio_in_s));

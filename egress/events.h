@@ -74,6 +74,10 @@ struct events_ended {
 	uint64_t               duration_ms;
 	const char            *persona; /* NULL or "" = null */
 	struct events_counters counters;
+	const char            *mode; /* "agent", ...; NULL or "" = omitted */
+	/* Why, beyond the reason (e.g. "stt_not_configured"); NULL or "" =
+	 * omitted. */
+	const char *detail;
 };
 
 /* Formats a wall clock time (µs since the epoch) as RFC 3339 UTC with

@@ -169,8 +169,8 @@ static int
 test_ended(void)
 {
 	struct events_call  c = ids;
-	struct events_ended e
-	    = { "callended", 61234, "sales", { 60.0200000001, 58.5, 1, 12 } };
+	struct events_ended e = { "callended", 61234, "sales",
+		{ 60.0200000001, 58.5, 1, 12 }, NULL, NULL };
 
 	c.seq = 4000000000u; /* past INT_MAX: still an integer */
 	if (check(events_call_ended(&c, &e),
@@ -184,11 +184,27 @@ test_ended(void)
 	                                         "\"frames_dropped\":12}}"))
 		return 1;
 
-	struct events_ended r = { "something else", 0, NULL, { 0, 0, 0, 0 } };
+	struct events_ended r
+	    = { "something else", 0, NULL, { 0, 0, 0, 0 }, NULL, NULL };
+	c.seq = 2;
+	if (check(events_call_ended(&c, &r),
+	        HEAD("call.ended", "2") ",\"reason\":\"bridge_error\","
+	                                "\"duration_ms\":0,\"persona\":null,"
+	                                "\"counters\":{\"audio_in_s\":0,"
+	                                "\"audio_out_s\":0,\"reconnects\":0,"
+	                                "\"frames_dropped\":0}}"))
+		return 1;
+
+	/* A transcribe call refused for want of speech-to-text: the mode,
+	 * and the detail beside the contract's reason. */
+	struct events_ended t = { "bridge_error", 3, "assist", { 0, 0, 0, 0 },
+		"transcribe", "stt_not_configured" };
 	c.seq                 = 2;
-	return check(events_call_ended(&c, &r),
+	return check(events_call_ended(&c, &t),
 	    HEAD("call.ended", "2") ",\"reason\":\"bridge_error\","
-	                            "\"duration_ms\":0,\"persona\":null,"
+	                            "\"detail\":\"stt_not_configured\","
+	                            "\"duration_ms\":3,\"persona\":\"assist\","
+	                            "\"mode\":\"transcribe\","
 	                            "\"counters\":{\"audio_in_s\":0,"
 	                            "\"audio_out_s\":0,\"reconnects\":0,"
 	                            "\"frames_dropped\":0}}");

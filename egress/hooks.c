@@ -25,6 +25,8 @@ struct hooks_call {
 	char            call_sid[SID_MAX];
 	char            account_sid[SID_MAX];
 	char            persona[SID_MAX];
+	char            mode[16]; /* "" = not known */
+	char            detail[64];
 	struct log_call ids;
 	uint64_t        seq; /* the last one used */
 	uint64_t        started_us;
@@ -185,7 +187,8 @@ queue(struct hooks_call *c, const char *event, char *body, unsigned flags)
 }
 
 struct hooks_call *
-hooks_call_open(struct hooks *h, const Exo__CallStart *cs, const char *persona)
+hooks_call_open(struct hooks *h, const Exo__CallStart *cs, const char *persona,
+    const char *mode)
 {
 	struct hooks_call *c;
 	struct outbox_call oc;
@@ -201,6 +204,10 @@ hooks_call_open(struct hooks *h, const Exo__CallStart *cs, const char *persona)
 	copy(c->call_sid, cs->call_sid);
 	copy(c->account_sid, cs->account_sid);
 	copy(c->persona, persona ? persona : cs->persona);
+	hooks_call_mode(c,
+	    cs->refused && *cs->refused ? "refused"
+	        : mode                  ? mode
+	                                : cs->mode);
 	c->ids        = (struct log_call) { c->call_sid, c->stream_sid };
 	c->started_us = cs->started_us ? cs->started_us : wall_us();
 	if (webhook_call_get(h->w, c->stream_sid, &oc)) {
@@ -237,8 +244,7 @@ hooks_call_open(struct hooks *h, const Exo__CallStart *cs, const char *persona)
 		kv[i] = (struct events_kv) { cs->custom_parameters[i]->key,
 			cs->custom_parameters[i]->value };
 	struct events_started s   = { cs->from, cs->to, cs->sample_rate,
-		  c->persona, cs->refused && *cs->refused ? "refused" : cs->mode,
-		  kv, cs->n_custom_parameters };
+		  c->persona, c->mode, kv, cs->n_custom_parameters };
 	struct events_call    ids = head(c, c->started_us);
 	queue(c, EVENTS_STARTED, events_call_started(&ids, &s), OUTBOX_STARTS);
 	free(kv);
@@ -271,6 +277,21 @@ hooks_call_persona(struct hooks_call *c, const char *persona)
 {
 	if (c)
 		copy(c->persona, persona);
+}
+
+void
+hooks_call_mode(struct hooks_call *c, const char *mode)
+{
+	if (c)
+		snprintf(c->mode, sizeof(c->mode), "%s", mode ? mode : "");
+}
+
+void
+hooks_call_detail(struct hooks_call *c, const char *detail)
+{
+	if (c)
+		snprintf(
+		    c->detail, sizeof(c->detail), "%s", detail ? detail : "");
 }
 
 void
@@ -318,7 +339,7 @@ hooks_call_end(
                         ids.ts_us > c->started_us
 			      ? (ids.ts_us - c->started_us) / 1000
 			      : 0,
-			  c->persona, k ? *k : none };
+			  c->persona, k ? *k : none, c->mode, c->detail };
 		queue(
 		    c, EVENTS_ENDED, events_call_ended(&ids, &e), OUTBOX_ENDS);
 	}

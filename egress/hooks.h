@@ -46,11 +46,12 @@ void hooks_state(struct hooks *h, char *buf, size_t len);
 
 /* A call starts (or is re-announced, or was refused: cs->refused). Queues
  * call.started unless the outbox says it already was. persona: the one
- * chosen for the call (NULL = cs->persona). Returns NULL when webhooks
- * are off or the call cannot be tracked (logged); free with
- * hooks_call_end or hooks_call_close. */
-struct hooks_call *hooks_call_open(
-    struct hooks *h, const Exo__CallStart *cs, const char *persona);
+ * chosen for the call (NULL = cs->persona); mode: the call's mode, in
+ * call.started and call.ended (NULL = cs->mode; "refused" for a refused
+ * call). Returns NULL when webhooks are off or the call cannot be tracked
+ * (logged); free with hooks_call_end or hooks_call_close. */
+struct hooks_call *hooks_call_open(struct hooks *h, const Exo__CallStart *cs,
+    const char *persona, const char *mode);
 
 /* A call egress does not know (it was restarted) ends: the call as the
  * outbox remembers it, if its call.started was queued and its call.ended
@@ -59,6 +60,10 @@ struct hooks_call *hooks_call_find(struct hooks *h, const char *stream_sid);
 
 /* The persona once it is decided (for call.ended). */
 void hooks_call_persona(struct hooks_call *c, const char *persona);
+/* The mode, for call.ended (a call from hooks_call_find has none). */
+void hooks_call_mode(struct hooks_call *c, const char *mode);
+/* call.ended's detail: why, beyond its reason (e.g. "stt_not_configured"). */
+void hooks_call_detail(struct hooks_call *c, const char *detail);
 
 void hooks_call_dtmf(struct hooks_call *c, const char *digit,
     unsigned duration_ms, uint64_t ts_us);

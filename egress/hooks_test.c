@@ -166,7 +166,7 @@ test_call(void)
 	p2.value = "s3cret";
 	Exo__CallStart__CustomParametersEntry *kv[2] = { &p1, &p2 };
 	Exo__CallStart                         cs    = start("S1", kv, 2);
-	struct hooks_call *c = hooks_call_open(h, &cs, NULL);
+	struct hooks_call *c = hooks_call_open(h, &cs, NULL, NULL);
 	TEST_ASSERT(c);
 	hooks_call_persona(c, "sales");
 	hooks_call_dtmf(c, "7", 120, 0);
@@ -185,7 +185,7 @@ test_call(void)
 	h = NULL;
 	TEST_EQ(hooks_alloc(&h, &o, err, sizeof(err)), 0);
 	cs.reannounce = 1;
-	c             = hooks_call_open(h, &cs, "sales");
+	c             = hooks_call_open(h, &cs, "sales", NULL);
 	TEST_ASSERT(c);
 	hooks_call_dtmf(c, "#", 80, 0);
 	struct events_counters kc = { 4.98, 3.2, 0, 2 };
@@ -223,6 +223,8 @@ test_call(void)
 	TEST_STREQ(F(3, "start_ms"), "null");
 	TEST_STREQ(F(5, "reason"), "callended");
 	TEST_STREQ(F(5, "persona"), "sales");
+	TEST_STREQ(F(5, "mode"), "agent");
+	TEST_STREQ(F(5, "detail"), ""); /* absent */
 	TEST_STREQ(F(5, "counters.audio_in_s"), "4.98");
 	TEST_STREQ(F(5, "counters.frames_dropped"), "2");
 	/* The call began 5 s before: duration from the call's own start. */
@@ -256,11 +258,12 @@ test_refused_and_off(void)
 	TEST_EQ(hooks_alloc(&h, &o, err, sizeof(err)), 0);
 	Exo__CallStart cs    = start("S2", NULL, 0);
 	cs.refused           = "no_capacity";
-	struct hooks_call *c = hooks_call_open(h, &cs, NULL);
+	struct hooks_call *c = hooks_call_open(h, &cs, NULL, NULL);
 	hooks_call_end(c, "no_capacity", NULL);
 	TEST_EQ(wait_n(&g, 2), 0);
 	TEST_STREQ(F(0, "mode"), "refused");
 	TEST_STREQ(F(1, "reason"), "no_capacity");
+	TEST_STREQ(F(1, "mode"), "refused");
 	TEST_STREQ(F(1, "counters.reconnects"), "0");
 	TEST_ASSERT(hooks_call_find(h, "S2") == NULL); /* ended */
 	TEST_ASSERT(hooks_call_find(h, "nobody") == NULL);
@@ -268,7 +271,7 @@ test_refused_and_off(void)
 	/* egress restarts and hears only the end of a call it had
 	 * started: call.ended from the outbox's record of it. */
 	cs = start("S3", NULL, 0);
-	c  = hooks_call_open(h, &cs, "p1");
+	c  = hooks_call_open(h, &cs, "p1", "transcribe");
 	hooks_call_dtmf(c, "4", 50, 0);
 	hooks_call_close(c);
 	hooks_free(h);
@@ -276,13 +279,20 @@ test_refused_and_off(void)
 	TEST_EQ(hooks_alloc(&h, &o, err, sizeof(err)), 0);
 	c = hooks_call_find(h, "S3");
 	TEST_ASSERT(c);
-	hooks_call_end(c, "callended", NULL);
+	/* Its mode comes with the end (call_stop.mode). */
+	hooks_call_mode(c, "transcribe");
+	hooks_call_detail(c, "stt_not_configured");
+	hooks_call_end(c, "bridge_error", NULL);
 	TEST_EQ(wait_n(&g, 5), 0);
 	TEST_STREQ(F(4, "event"), "call.ended");
 	TEST_STREQ(F(4, "seq"), "3");
 	TEST_STREQ(F(4, "call_sid"), "CA1");
 	TEST_STREQ(F(4, "account_sid"), "AC1");
 	TEST_STREQ(F(4, "persona"), "p1");
+	TEST_STREQ(F(2, "mode"), "transcribe"); /* its call.started */
+	TEST_STREQ(F(4, "mode"), "transcribe");
+	TEST_STREQ(F(4, "reason"), "bridge_error");
+	TEST_STREQ(F(4, "detail"), "stt_not_configured");
 	TEST_ASSERT(atol(F(4, "duration_ms")) >= 5000);
 	hooks_state(h, st, sizeof(st));
 	TEST_ASSERT(!strncmp(st, "webhooks ok", 11));
@@ -294,7 +304,7 @@ test_refused_and_off(void)
 	h = NULL;
 	opts(&o, m, NULL, sd);
 	TEST_EQ(hooks_alloc(&h, &o, err, sizeof(err)), 0);
-	c = hooks_call_open(h, &cs, NULL);
+	c = hooks_call_open(h, &cs, NULL, NULL);
 	TEST_ASSERT(c == NULL);
 	hooks_call_dtmf(c, "1", 1, 0);
 	hooks_call_transcript(c, "agent", "x", true, -1, -1);
