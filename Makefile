@@ -6,6 +6,11 @@
 #   make run    the trio (and the stand-in without EXOPLEX_PERSONAPLEX_URLS)
 #               under runit in the foreground; Ctrl-C stops it (deploy/runit)
 #   make lint   validate compose, Kubernetes, systemd and monitoring files
+#   make test-asan  the whole suite built with AddressSanitizer + UBSan
+#   make test-tsan  the unit tests built with ThreadSanitizer
+#   make fuzz   each libFuzzer target for FUZZ_SECONDS (60) (clang)
+#   make soak   SOAK_CALLS (100) calls for SOAK_SECONDS (3600), watching
+#               every process's memory and file descriptors
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
@@ -16,11 +21,13 @@ DEB_PACKAGES = build-essential cmake pkg-config git \
 	libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler \
 	libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcjson-dev \
 	libssl-dev libinih-dev opus-tools curl python3 ca-certificates \
-	runit python3-yaml yamllint docker-compose python3-kubernetes
+	runit python3-yaml yamllint docker-compose python3-kubernetes \
+	clang libclang-rt-14-dev valgrind openssl
 
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: all build deps test unit e2e demo run lint clean format
+.PHONY: all build deps test unit e2e demo run lint clean format \
+	test-asan test-tsan fuzz soak
 
 all: build
 
@@ -59,6 +66,53 @@ run: build
 
 lint: build
 	BIN=$(abspath $(BUILD))/bin bash tests/e2e/ops_manifests.sh
+
+# Hardening (docs/security.md). Sanitizer reports go to files under
+# <build>/sanitizer-logs (processes the tests kill report there too) and
+# fail the target; fuzz/sanitize/*.supp list known, reported findings.
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 3600
+SOAK_CALLS ?= 100
+SUPP := $(abspath fuzz/sanitize)
+ASAN_LOGS = $(abspath $(ASAN_BUILD))/sanitizer-logs
+TSAN_LOGS = $(abspath $(TSAN_BUILD))/sanitizer-logs
+ASAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
+	LSAN_OPTIONS=suppressions=$(SUPP)/lsan.supp \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(SUPP)/ubsan.supp:log_path=$(ASAN_LOGS)/ubsan
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SUPP)/tsan.supp:log_path=$(TSAN_LOGS)/tsan
+# check_logs DIR: print and fail on any sanitizer report.
+check_logs = if ls $(1)/* >/dev/null 2>&1; then \
+		for f in $(1)/*; do echo "===== $$f"; cat "$$f"; done; \
+		echo "sanitizer reports above ($(1))"; exit 1; fi
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DEXOPLEX_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
+	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure --timeout 600; \
+	rc=$$?; $(call check_logs,$(ASAN_LOGS)); exit $$rc
+
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DEXOPLEX_SANITIZE=thread $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j$(JOBS)
+	rm -rf $(TSAN_LOGS) && mkdir -p $(TSAN_LOGS)
+	$(TSAN_ENV) ctest --test-dir $(TSAN_BUILD) --output-on-failure -L unit --timeout 600; \
+	rc=$$?; $(call check_logs,$(TSAN_LOGS)); exit $$rc
+
+fuzz: deps
+	[ -f $(FUZZ_BUILD)/CMakeCache.txt ] || CC=clang cmake -S . -B $(FUZZ_BUILD) \
+		-DEXOPLEX_FUZZ=ON -DEXOPLEX_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+FUZZ_TARGETS ?= exotel auth base64 ppframe oggdemux tcall sttmsg persona config bus
+
+soak: build
+	BIN=$(abspath $(BUILD))/bin SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CALLS=$(SOAK_CALLS) \
+		bash tests/soak.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

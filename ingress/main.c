@@ -3,7 +3,8 @@
  *
  * Reads settings, opens the admin server and the two bus links it dials
  * ("transcoder" and "control"), serves Exotel's WebSocket on
- * EXOPLEX_LISTEN at /exotel, and runs one loop until SIGTERM/SIGINT:
+ * EXOPLEX_LISTEN at /exotel (wss:// with EXOPLEX_TLS_CERT and
+ * EXOPLEX_TLS_KEY), and runs one loop until SIGTERM/SIGINT:
  * lws → bus flush → heartbeat.
  */
 #include <errno.h>
@@ -57,6 +58,21 @@ check_digits(const char *v, char *err, size_t len)
 	return 0;
 }
 
+/* EXOPLEX_TLS_CERT / _KEY: a file we can read now, not at the first
+ * call. */
+static int
+check_readable(const char *v, char *err, size_t len)
+{
+	FILE *f = fopen(v, "r");
+
+	if (f == NULL) {
+		snprintf(err, len, "cannot read '%s': %s", v, strerror(errno));
+		return EINVAL;
+	}
+	fclose(f);
+	return 0;
+}
+
 static int
 ready(void *arg, char *detail, size_t len)
 {
@@ -70,9 +86,10 @@ main(int argc, char **argv)
 {
 	struct cfg_common cc;
 	const char       *listen, *auth_basic, *auth_tokens, *dtmf_hangup;
+	const char       *tls_cert, *tls_key;
 	long              chunk_ms, lead_ms, max_calls, max_msg, start_ms;
 	long              mark_ms, mark_timeout_ms;
-	struct cfg_opt    opts[CFG_COMMON_N + 11];
+	struct cfg_opt    opts[CFG_COMMON_N + 13];
 	size_t            n = cfg_common_opts(opts, &cc, "127.0.0.1:9100");
 	char              err[512], url_t[512], url_c[512];
 	struct log        lg;
@@ -175,12 +192,33 @@ main(int argc, char **argv)
 		.max                         = 60000,
 		.help = "a mark's echo this late past its audio's expected "
 		        "end: the audio is taken as played" };
+	opts[n++] = (struct cfg_opt) { .flag = "tls-cert",
+		.env                         = "EXOPLEX_TLS_CERT",
+		.type                        = CFG_STR,
+		.dst                         = &tls_cert,
+		.check                       = check_readable,
+		.help = "PEM certificate (chain): with --tls-key, serve "
+		        "wss:// (TLS 1.2+) instead of ws://" };
+	opts[n++] = (struct cfg_opt) { .flag = "tls-key",
+		.env                         = "EXOPLEX_TLS_KEY",
+		.type                        = CFG_STR,
+		.dst                         = &tls_key,
+		.check                       = check_readable,
+		.help = "PEM private key of --tls-cert" };
 	rv        = cfg_parse(
 	           opts, n, argc, argv, "exoplex-ingress", err, sizeof(err));
 	if (rv == 1)
 		return 0;
 	if (rv != 0) {
 		fprintf(stderr, "exoplex-ingress: %s\n", err);
+		return 2;
+	}
+	if (!tls_cert != !tls_key) {
+		fprintf(stderr,
+		    "exoplex-ingress: %s: set EXOPLEX_TLS_CERT (--tls-cert) "
+		    "and EXOPLEX_TLS_KEY (--tls-key) together\n",
+		    tls_cert ? "EXOPLEX_TLS_KEY (--tls-key) is missing"
+		             : "EXOPLEX_TLS_CERT (--tls-cert) is missing");
 		return 2;
 	}
 	if (log_init(&lg, "ingress", cc.log_format, cc.log_level) != 0) {
@@ -235,6 +273,8 @@ main(int argc, char **argv)
 	            .mark_interval_ms           = (unsigned)mark_ms,
 	            .mark_timeout_ms            = (unsigned)mark_timeout_ms,
 	            .dtmf_hangup                = dtmf_hangup,
+	            .tls_cert                   = tls_cert,
+	            .tls_key                    = tls_key,
 	            .auth                       = auth,
 	            .log                        = &lg,
 	            .metrics                    = m,

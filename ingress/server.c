@@ -39,6 +39,7 @@
 #include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "auth.h"
 #include "bus.h"
@@ -1694,15 +1695,34 @@ server_start(struct server **out, const struct server_opts *o)
 	}
 	if (strcmp(host, "0.0.0.0") == 0)
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (o->tls_cert && *o->tls_cert) {
+		/* wss:// only: nothing older than TLS 1.2, no compression. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath        = o->tls_cert;
+		info.ssl_private_key_filepath = o->tls_key;
+		info.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1
+		    | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION);
+	}
 	s->ctx = lws_create_context(&info);
 	if (s->ctx == NULL) {
-		LOGE(o->log, NULL,
-		    "cannot listen on %s (in use, or not a "
-		    "local address?)",
-		    o->listen);
+		if (o->tls_cert && *o->tls_cert)
+			LOGE(o->log, NULL,
+			    "cannot listen on %s with TLS: in use, not a "
+			    "local address, or EXOPLEX_TLS_CERT %s and "
+			    "EXOPLEX_TLS_KEY %s are not a PEM certificate "
+			    "and its key",
+			    o->listen, o->tls_cert, o->tls_key);
+		else
+			LOGE(o->log, NULL,
+			    "cannot listen on %s (in use, or not a "
+			    "local address?)",
+			    o->listen);
 		rv = EADDRINUSE;
 		goto out;
 	}
+	if (o->tls_cert && *o->tls_cert)
+		LOGI(o->log, NULL, "serving wss:// on %s (certificate %s)",
+		    o->listen, o->tls_cert);
 	s->vh = lws_get_vhost_by_name(s->ctx, "default");
 	if (s->vh == NULL
 	    || bus_lws_adopt(

@@ -34,6 +34,9 @@ struct server_opts {
 	unsigned write_stall_ms; /* Exotel reads nothing this long while
 	                          * we have messages: close; 0 = 10000 */
 	const char *dtmf_hangup; /* digits that end the call; NULL/"" none */
+	/* PEM certificate (chain) and private key files: set both to serve
+	 * wss:// (TLS 1.2 or later) instead of ws://. */
+	const char *tls_cert, *tls_key;
 	const struct auth *auth; /* NULL or no credentials: auth off */
 	struct log        *log;
 	struct metrics    *metrics;
