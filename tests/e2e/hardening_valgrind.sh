@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# hardening_valgrind.sh - the call path under valgrind memcheck.
+#
+# ingress, transcoder and egress each run under valgrind (leak check full,
+# definite leaks count as errors) with the PersonaPlex, Scribe and webhook
+# stand-ins running natively. A short call goes through the whole path
+# (audio both ways, caller transcripts, webhooks), then each of the trio
+# gets SIGTERM and must exit 0 within 90 s: memcheck's exit code is 99
+# for any memory error or definite leak, whose report is printed.
+# Skipped (77) without valgrind or when the programs were built with a
+# sanitizer (valgrind cannot run those).
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/stt_lib.sh"
+. "$(dirname "$0")/webhooks_lib.sh"
+SUPP=$(cd "$(dirname "$0")/../../fuzz/sanitize" && pwd)/valgrind.supp
+
+command -v valgrind >/dev/null || { log "SKIP: no valgrind"; exit 77; }
+if nm -D "$BIN/exoplex-egress" 2>/dev/null | grep -q '__asan_init\|__tsan_init' ||
+	nm "$BIN/exoplex-egress" 2>/dev/null | grep -q '__asan_init\|__tsan_init'; then
+	log "SKIP: the programs are built with a sanitizer"
+	exit 77
+fi
+
+# Wrappers named like the programs, so lib.sh starts them under valgrind;
+# exec keeps the PID, so signals reach valgrind's process itself.
+REAL=$BIN
+mkdir -p "$T/vgbin"
+for p in "$REAL"/exoplex-*; do ln -s "$p" "$T/vgbin/"; done
+for n in ingress transcoder egress; do
+	rm "$T/vgbin/exoplex-$n"
+	cat >"$T/vgbin/exoplex-$n" <<SH
+#!/bin/sh
+exec valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
+	--errors-for-leak-kinds=definite --error-exitcode=99 --num-callers=30 \
+	--suppressions=$SUPP --log-file=$T/vg-$n.log "$REAL/exoplex-$n" "\$@"
+SH
+	chmod +x "$T/vgbin/exoplex-$n"
+done
+BIN=$T/vgbin
+KEY=vg-key-$$
+
+start_fakeplex --mode echo || exit 1
+start_fakescribe --api-key "$KEY" || exit 1
+start_sink || exit 1
+# The admin servers answer once each process is up; valgrind is slow to
+# start, so give it time before lib.sh's own 10 s waits.
+start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" ELEVENLABS_API_KEY="$KEY" \
+	EXOPLEX_STT_URL="$SCRIBE_URL" "${HOOK_ENV[@]}" || {
+	sleep 20
+	wait_http "$ADM_I/healthz" 30 && wait_http "$ADM_T/healthz" 30 &&
+		wait_http "$ADM_E/healthz" 30 || exit 1
+}
+
+"$REAL/exoplex-call" --url "ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=8000" \
+	--rate 8000 --seconds 6 --signal speech --dtmf 1@1000 \
+	--expect-min-seconds 2 >"$T/summary.json" 2>"$T/call.log"
+rc=$?
+cat "$T/summary.json"
+[ $rc = 0 ] || { log "exoplex-call failed ($rc)"; cat "$T/call.log" >&2; exit 1; }
+wait_ended 1 30 || log "note: the call.ended webhook did not arrive in 30 s"
+
+fail=0
+for n in ingress transcoder egress; do
+	p=$(pid_of "$n")
+	kill -TERM "$p" 2>/dev/null || { log "$n (pid $p) was gone before its stop"; fail=1; continue; }
+	for _ in $(seq 900); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$p" 2>/dev/null; then
+		log "$n (pid $p) still runs 90 s after SIGTERM"
+		fail=1
+		continue
+	fi
+	wait "$p"
+	rc=$?
+	lost=$(grep -Eo 'definitely lost: [0-9,]+ bytes' "$T/vg-$n.log" | tail -1)
+	errs=$(grep -Eo 'ERROR SUMMARY: [0-9]+ errors' "$T/vg-$n.log" | tail -1)
+	log "$n: exit $rc; ${lost:-definitely lost: 0 bytes}; $errs"
+	if [ "$rc" != 0 ] || ! grep -q 'ERROR SUMMARY: 0 errors' "$T/vg-$n.log"; then
+		fail=1
+		echo "----- valgrind report of $n" >&2
+		sed -n '/HEAP SUMMARY/,$p;/Invalid\|uninitialised\|Mismatched/,+25p' "$T/vg-$n.log" >&2
+	fi
+done
+[ $fail = 0 ] || exit 1
+log "PASS valgrind: no memory errors and no definite leaks on the call path"
