@@ -11,6 +11,9 @@
 #   make fuzz   each libFuzzer target for FUZZ_SECONDS (60) (clang)
 #   make soak   SOAK_CALLS (100) calls for SOAK_SECONDS (3600), watching
 #               every process's memory and file descriptors
+#   make bench  the performance benchmark (Release build in build-bench):
+#               codec floor, 100 calls, a sweep; bench/results/ (not a
+#               test: docs/performance.md; BENCH_ARGS="--calls N ...")
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
@@ -27,7 +30,7 @@ DEB_PACKAGES = build-essential cmake pkg-config git \
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
 .PHONY: all build deps test unit e2e demo run lint clean format \
-	test-asan test-tsan fuzz soak
+	test-asan test-tsan fuzz soak bench
 
 all: build
 
@@ -113,6 +116,16 @@ FUZZ_TARGETS ?= exotel auth base64 ppframe oggdemux tcall sttmsg persona config 
 soak: build
 	BIN=$(abspath $(BUILD))/bin SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CALLS=$(SOAK_CALLS) \
 		bash tests/soak.sh
+
+BENCH_BUILD ?= build-bench
+BENCH_ARGS ?=
+# -DEXOPLEX_WERROR=OFF: GCC 12 at -O3 warns falsely (dangling-pointer) in
+# tools/tap/tapfmt_test.c.
+bench: deps
+	[ -f $(BENCH_BUILD)/CMakeCache.txt ] || cmake -S . -B $(BENCH_BUILD) \
+		-DCMAKE_BUILD_TYPE=Release -DEXOPLEX_WERROR=OFF $(CMAKE_FLAGS)
+	cmake --build $(BENCH_BUILD) -j$(JOBS)
+	BIN=$(abspath $(BENCH_BUILD))/bin bench/run.sh $(BENCH_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,500 @@
+/*
+ * floor.c - exoplex-bench-floor: the codec floor of one call.
+ *
+ * Runs the library calls the transcoder makes for one call, with its
+ * settings and its slicing, in a tight loop over S seconds of a
+ * speech-like signal, and reports the CPU they take per second of call:
+ *
+ *   up:   soxr call rate -> Opus rate in 10 ms slices (tcall_uplink),
+ *         Opus encode of 20 ms frames (each complexity asked for)
+ *   down: Opus decode of 80 ms packets as PersonaPlex sends them (sphn:
+ *         24 kHz VOIP, libopus defaults), soxr Opus rate -> call rate in
+ *         20 ms slices (tcall_packet)
+ *
+ * It links the transcoder's own library (resample.c, codec.c), so the
+ * settings cannot drift. Two profiles: "default" (Opus at 24 kHz) and
+ * "call" (Opus at the call's rate: EXOPLEX_OPUS_RATE=call). Each stage is
+ * timed as one block with CLOCK_THREAD_CPUTIME_ID, repeated --reps times;
+ * the median is reported. Output: a table, or one JSON object (--json).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <opus/opus.h>
+
+#include "callaudio.h"
+#include "codec.h"
+#include "resample.h"
+
+#define MAX_REPS 15
+#define DOWN_PACKET 1920 /* 80 ms at 24 kHz: one PersonaPlex step */
+
+struct args {
+	double seconds;
+	int    reps;
+	int    rate;
+	int    cx[11];
+	int    ncx;
+	int    def_cx;
+	int    bitrate;
+	int    json;
+};
+
+/* A stage's CPU per call-second, median of the repetitions. */
+struct stage {
+	double ms[MAX_REPS];
+	int    n;
+};
+
+struct profile {
+	const char  *name;
+	int          opus_rate;
+	struct stage up_rs, dec, dn_rs;
+	struct stage enc[11];
+	double       up_backlog_ms, dn_backlog_ms; /* mean soxr backlog */
+	double       up_bytes_s[11]; /* uplink Opus bytes per second */
+	int          lookahead; /* samples at opus_rate */
+};
+
+static double
+cpu_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(const struct stage *s)
+{
+	double v[MAX_REPS];
+
+	if (s->n == 0)
+		return 0;
+	memcpy(v, s->ms, (size_t)s->n * sizeof(v[0]));
+	qsort(v, (size_t)s->n, sizeof(v[0]), cmp_double);
+	return s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2;
+}
+
+/* Resamples in[0..n) in slices of `slice` samples as the transcoder
+ * does, into out (cap samples). Returns the samples written, or 0 on
+ * error; *backlog_ms gets the mean of (input time - output time). */
+static size_t
+resample_run(int in_rate, int out_rate, const int16_t *in, size_t n,
+    size_t slice, int16_t *out, size_t cap, double *backlog_ms, double *ms)
+{
+	struct resample *r;
+	size_t           done = 0, made = 0, slices = 0;
+	double           t0, backlog = 0;
+
+	if (resample_alloc(&r, in_rate, out_rate))
+		return 0;
+	t0 = cpu_ms();
+	while (done < n) {
+		size_t k = n - done < slice ? n - done : slice, got = 0;
+		if (made + resample_out_max(r, k) > cap
+		    || resample_process(
+		        r, in + done, k, out + made, cap - made, &got)) {
+			resample_free(r);
+			return 0;
+		}
+		done += k;
+		made += got;
+		backlog += (double)done / in_rate - (double)made / out_rate;
+		slices++;
+	}
+	*ms         = cpu_ms() - t0;
+	*backlog_ms = slices ? backlog / (double)slices * 1e3 : 0;
+	resample_free(r);
+	return made;
+}
+
+/* Encodes pcm (at rate) in 20 ms frames. Returns 0 or EIO. */
+static int
+encode_run(int rate, int cx, int bitrate, const int16_t *pcm, size_t n,
+    double *ms, size_t *bytes, int *lookahead)
+{
+	struct codec_enc *e;
+	uint8_t           pkt[CODEC_MAX_PACKET];
+	size_t            fr, len;
+	double            t0;
+	int               rc = 0;
+
+	if (codec_enc_alloc_rate(&e, rate, cx, bitrate))
+		return EIO;
+	fr         = (size_t)codec_enc_frame(e);
+	*lookahead = codec_enc_lookahead(e);
+	*bytes     = 0;
+	t0         = cpu_ms();
+	for (size_t off = 0; off + fr <= n; off += fr) {
+		if (codec_encode(e, pcm + off, pkt, sizeof(pkt), &len)) {
+			rc = EIO;
+			break;
+		}
+		*bytes += len;
+	}
+	*ms = cpu_ms() - t0;
+	codec_enc_free(e);
+	return rc;
+}
+
+/* PersonaPlex's downlink: 80 ms packets from a 24 kHz VOIP encoder with
+ * libopus defaults (sphn), made once, outside the timing. */
+struct packets {
+	uint8_t *data;
+	size_t  *off, *len;
+	size_t   n;
+};
+
+static int
+packets_make(struct packets *p, const int16_t *pcm24, size_t n)
+{
+	OpusEncoder *e;
+	int          err = 0;
+	size_t       cap = n / DOWN_PACKET + 1, used = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->data = malloc(cap * 1275 * 3);
+	p->off  = calloc(cap, sizeof(size_t));
+	p->len  = calloc(cap, sizeof(size_t));
+	e       = opus_encoder_create(24000, 1, OPUS_APPLICATION_VOIP, &err);
+	if (!p->data || !p->off || !p->len || !e)
+		return ENOMEM;
+	for (size_t i = 0; i + DOWN_PACKET <= n; i += DOWN_PACKET) {
+		opus_int32 k = opus_encode(
+		    e, pcm24 + i, DOWN_PACKET, p->data + used, 1275 * 3);
+		if (k < 0)
+			break;
+		p->off[p->n]   = used;
+		p->len[p->n++] = (size_t)k;
+		used += (size_t)k;
+	}
+	opus_encoder_destroy(e);
+	return 0;
+}
+
+static void
+packets_free(struct packets *p)
+{
+	free(p->data);
+	free(p->off);
+	free(p->len);
+}
+
+/* Decodes every packet at rate into out. Returns the samples, 0 on
+ * error. */
+static size_t
+decode_run(
+    int rate, const struct packets *p, int16_t *out, size_t cap, double *ms)
+{
+	struct codec_dec *d;
+	size_t            made = 0, got;
+	double            t0;
+
+	if (codec_dec_alloc_rate(&d, rate))
+		return 0;
+	t0 = cpu_ms();
+	for (size_t i = 0; i < p->n && made + CODEC_MAX_FRAME <= cap; i++) {
+		if (codec_decode(d, p->data + p->off[i], p->len[i], out + made,
+		        CODEC_MAX_FRAME, &got))
+			break;
+		made += got;
+	}
+	*ms = cpu_ms() - t0;
+	codec_dec_free(d);
+	return made;
+}
+
+static int
+run_profile(struct profile *pf, const struct args *a, const int16_t *call,
+    size_t ncall, const struct packets *pk)
+{
+	size_t   cap   = (size_t)(a->seconds * 24000) + 65536;
+	int16_t *up    = malloc(cap * sizeof(int16_t));
+	int16_t *dn    = malloc(cap * sizeof(int16_t));
+	int16_t *back  = malloc(cap * sizeof(int16_t));
+	double   secs  = (double)ncall / a->rate, ms;
+	int      orate = pf->opus_rate;
+	int      rc    = EIO;
+
+	if (!up || !dn || !back)
+		goto out;
+	for (int rep = 0; rep < a->reps; rep++) {
+		size_t nup, ndn, nback, bytes;
+
+		nup = resample_run(a->rate, orate, call, ncall,
+		    (size_t)a->rate / 100, up, cap, &pf->up_backlog_ms, &ms);
+		if (nup == 0)
+			goto out;
+		pf->up_rs.ms[pf->up_rs.n++] = ms / secs;
+		for (int i = 0; i < a->ncx; i++) {
+			int cx = a->cx[i];
+			if (encode_run(orate, cx, a->bitrate, up, nup, &ms,
+			        &bytes, &pf->lookahead))
+				goto out;
+			pf->enc[cx].ms[pf->enc[cx].n++] = ms / secs;
+			pf->up_bytes_s[cx]              = (double)bytes / secs;
+		}
+		/* The downlink: as many seconds, decoded at the Opus rate. */
+		ndn = decode_run(orate, pk, dn, cap, &ms);
+		if (ndn == 0)
+			goto out;
+		double dsecs            = (double)ndn / orate;
+		pf->dec.ms[pf->dec.n++] = ms / dsecs;
+		nback                   = resample_run(orate, a->rate, dn, ndn,
+		                      (size_t)orate / 50, back, cap, &pf->dn_backlog_ms, &ms);
+		if (nback == 0)
+			goto out;
+		pf->dn_rs.ms[pf->dn_rs.n++] = ms / dsecs;
+	}
+	rc = 0;
+out:
+	free(up);
+	free(dn);
+	free(back);
+	return rc;
+}
+
+static double
+total(const struct profile *pf, int cx)
+{
+	return median(&pf->up_rs) + median(&pf->enc[cx]) + median(&pf->dec)
+	    + median(&pf->dn_rs);
+}
+
+static void
+print_table(
+    const struct args *a, struct profile *pf, int np, const char *engine)
+{
+	printf("codec floor: %.0f s of speech-like %d Hz audio, %d reps "
+	       "(median), soxr engine %s, libopus %s\n",
+	    a->seconds, a->rate, a->reps, engine, opus_get_version_string());
+	printf("ms CPU per call-second (one core):\n");
+	for (int p = 0; p < np; p++) {
+		printf("\nprofile %s (Opus at %d Hz, lookahead %.1f ms):\n",
+		    pf[p].name, pf[p].opus_rate,
+		    pf[p].lookahead * 1000.0 / pf[p].opus_rate);
+		printf("  soxr %d->%d        %7.3f  (backlog %.1f ms)\n",
+		    a->rate, pf[p].opus_rate, median(&pf[p].up_rs),
+		    pf[p].up_backlog_ms);
+		printf("  opus decode %d    %7.3f\n", pf[p].opus_rate,
+		    median(&pf[p].dec));
+		printf("  soxr %d->%d        %7.3f  (backlog %.1f ms)\n",
+		    pf[p].opus_rate, a->rate, median(&pf[p].dn_rs),
+		    pf[p].dn_backlog_ms);
+		for (int i = 0; i < a->ncx; i++) {
+			int cx = a->cx[i];
+			printf("  opus encode cx%-2d    %7.3f  -> floor %7.3f "
+			       "ms/s = %5.1f calls per core  (%.0f B/s)%s\n",
+			    cx, median(&pf[p].enc[cx]), total(&pf[p], cx),
+			    1000.0 / total(&pf[p], cx), pf[p].up_bytes_s[cx],
+			    cx == a->def_cx ? "  <- default" : "");
+		}
+	}
+}
+
+static void
+print_stage(const char *name, const struct stage *s, int last)
+{
+	printf("\"%s\":{\"median\":%.4f,\"runs\":[", name, median(s));
+	for (int i = 0; i < s->n; i++)
+		printf("%s%.4f", i ? "," : "", s->ms[i]);
+	printf("]}%s", last ? "" : ",");
+}
+
+static void
+print_json(
+    const struct args *a, struct profile *pf, int np, const char *engine)
+{
+	printf("{\"seconds\":%.1f,\"reps\":%d,\"rate\":%d,\"bitrate\":%d,"
+	       "\"default_complexity\":%d,\"soxr_engine\":\"%s\","
+	       "\"libopus\":\"%s\",\"unit\":\"ms CPU per call-second\","
+	       "\"profiles\":{",
+	    a->seconds, a->reps, a->rate, a->bitrate, a->def_cx, engine,
+	    opus_get_version_string());
+	for (int p = 0; p < np; p++) {
+		printf("%s\"%s\":{\"opus_rate\":%d,\"lookahead_ms\":%.2f,"
+		       "\"up_backlog_ms\":%.2f,\"down_backlog_ms\":%.2f,",
+		    p ? "," : "", pf[p].name, pf[p].opus_rate,
+		    pf[p].lookahead * 1000.0 / pf[p].opus_rate,
+		    pf[p].up_backlog_ms, pf[p].dn_backlog_ms);
+		print_stage("resample_up", &pf[p].up_rs, 0);
+		print_stage("decode", &pf[p].dec, 0);
+		print_stage("resample_down", &pf[p].dn_rs, 0);
+		printf("\"encode\":{");
+		for (int i = 0; i < a->ncx; i++) {
+			int  cx = a->cx[i];
+			char k[16];
+			snprintf(k, sizeof(k), "%d", cx);
+			print_stage(k, &pf[p].enc[cx], i == a->ncx - 1);
+		}
+		printf("},\"floor\":{");
+		for (int i = 0; i < a->ncx; i++)
+			printf("%s\"%d\":%.4f", i ? "," : "", a->cx[i],
+			    total(&pf[p], a->cx[i]));
+		printf("},\"uplink_bytes_per_s\":{");
+		for (int i = 0; i < a->ncx; i++)
+			printf("%s\"%d\":%.0f", i ? "," : "", a->cx[i],
+			    pf[p].up_bytes_s[a->cx[i]]);
+		printf("}}");
+	}
+	printf("}}\n");
+}
+
+static int
+parse_cx(struct args *a, const char *s)
+{
+	char *end;
+
+	a->ncx = 0;
+	while (*s) {
+		long lo = strtol(s, &end, 10), hi = lo;
+		if (end == s)
+			return EINVAL;
+		if (*end == '-') {
+			s  = end + 1;
+			hi = strtol(s, &end, 10);
+			if (end == s)
+				return EINVAL;
+		}
+		for (long c = lo; c <= hi; c++) {
+			if (c < 0 || c > 10 || a->ncx >= 11)
+				return EINVAL;
+			a->cx[a->ncx++] = (int)c;
+		}
+		s = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return EINVAL;
+	}
+	return a->ncx ? 0 : EINVAL;
+}
+
+static void
+usage(const char *prog)
+{
+	printf("usage: %s [options]\n"
+	       "The codec floor: CPU per call-second of the transcoder's "
+	       "library calls\n"
+	       "(soxr both ways, Opus encode and decode) in a tight loop.\n\n"
+	       "  --seconds S        audio per repetition (30)\n"
+	       "  --reps N           repetitions; the median is reported "
+	       "(3, max %d)\n"
+	       "  --rate HZ          the call's rate: 8000|16000|24000 "
+	       "(8000)\n"
+	       "  --complexity LIST  encoder complexities, e.g. 0-10 or "
+	       "0,3,5 (0-10)\n"
+	       "  --default-complexity N  the one marked default (5)\n"
+	       "  --bitrate B        encoder bit/s (24000)\n"
+	       "  --json             one JSON object instead of a table\n",
+	    prog, MAX_REPS);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "seconds", required_argument, NULL, 's' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "rate", required_argument, NULL, 'R' },
+		{ "complexity", required_argument, NULL, 'c' },
+		{ "default-complexity", required_argument, NULL, 'd' },
+		{ "bitrate", required_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct args           a = { .seconds = 30,
+		          .reps              = 3,
+		          .rate              = 8000,
+		          .def_cx            = CODEC_COMPLEXITY_DEF,
+		          .bitrate           = CODEC_BITRATE_DEF };
+	static struct profile pf[2];
+	struct packets        pk;
+	int16_t              *call = NULL, *voice = NULL;
+	size_t                ncall, nvoice;
+	char                  engine[32];
+	int                   opt, np = 0, rc = 1;
+
+	parse_cx(&a, "0-10");
+	while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			a.seconds = atof(optarg);
+			break;
+		case 'r':
+			a.reps = atoi(optarg);
+			break;
+		case 'R':
+			a.rate = atoi(optarg);
+			break;
+		case 'c':
+			if (parse_cx(&a, optarg)) {
+				fprintf(stderr,
+				    "--complexity: bad list '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'd':
+			a.def_cx = atoi(optarg);
+			break;
+		case 'b':
+			a.bitrate = atoi(optarg);
+			break;
+		case 'j':
+			a.json = 1;
+			break;
+		case 'h':
+			usage(argv[0]);
+			return 0;
+		default:
+			usage(argv[0]);
+			return 2;
+		}
+	}
+	if (a.seconds < 1 || a.seconds > 3600 || a.reps < 1
+	    || a.reps > MAX_REPS
+	    || (a.rate != 8000 && a.rate != 16000 && a.rate != 24000)
+	    || a.def_cx < 0 || a.def_cx > 10 || a.bitrate < 6000) {
+		fprintf(stderr, "bad arguments (see --help)\n");
+		return 2;
+	}
+	ncall  = (size_t)(a.seconds * a.rate);
+	nvoice = (size_t)(a.seconds * 24000);
+	if (callaudio_speech(&call, ncall, a.rate, 1)
+	    || callaudio_speech(&voice, nvoice, 24000, 2)
+	    || packets_make(&pk, voice, nvoice)) {
+		fprintf(stderr, "out of memory\n");
+		return 1;
+	}
+	pf[np++] = (struct profile) { .name = "default", .opus_rate = 24000 };
+	pf[np++] = (struct profile) { .name = "call", .opus_rate = a.rate };
+	for (int p = 0; p < np; p++)
+		if (run_profile(&pf[p], &a, call, ncall, &pk)) {
+			fprintf(stderr, "profile %s failed\n", pf[p].name);
+			goto out;
+		}
+	resample_engine(engine, sizeof(engine));
+	if (a.json)
+		print_json(&a, pf, np, engine);
+	else
+		print_table(&a, pf, np, engine);
+	rc = 0;
+out:
+	packets_free(&pk);
+	free(call);
+	free(voice);
+	return rc;
+}

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# bench/run.sh - make bench: how many calls per core exoplex carries.
+#
+#   1. the codec floor (exoplex-bench-floor): the transcoder's library calls
+#      in a tight loop, CPU per call-second;
+#   2. a load run: N concurrent 8 kHz calls (exoplex-call --calls N, speech
+#      signal) through the trio, with exoplex-fakeplex echoing on N
+#      listeners (one per PersonaPlex server, as the real thing); CPU per
+#      call-second of every process from /proc/<pid>/stat over the steady
+#      window, RSS per call, the frames' age on arrival at each hop (bus
+#      histograms in /metrics), NNG messages per frame, allocations;
+#   3. a sweep of N until calls break, for the default settings and the
+#      density profile.
+#
+# Writes bench/results/<date>-<host>.{json,md} (see docs/performance.md).
+# Never part of make test: it measures time.
+#
+# Usage: bench/run.sh [--calls N] [--seconds S] [--sweep "25 50 ..."|none]
+#            [--sweep-seconds S] [--profiles "default density"]
+#            [--no-floor] [--out DIR] [--name NAME] [--count-allocs]
+# Settings of the profiles: BENCH_DEFAULT_ENV, BENCH_DENSITY_ENV (below).
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BIN=${BIN:-$ROOT/build-bench/bin}
+CALLS=100
+SECS=30
+SWEEP="25 50 100 200 300 400 500 600 800"
+SWEEP_SECS=20
+PROFILES="default density"
+FLOOR=1
+OUT=$HERE/results
+NAME=$(date +%Y-%m-%d)-$(hostname -s)
+COUNT_ALLOCS=0
+# The stand-in is not what is measured: its downlink encoder runs at
+# complexity 0, so it takes as little of the shared machine as it can.
+PLEX_COMPLEXITY=${BENCH_PLEX_COMPLEXITY:-0}
+BENCH_DEFAULT_ENV=${BENCH_DEFAULT_ENV:-}
+BENCH_DENSITY_ENV=${BENCH_DENSITY_ENV:-EXOPLEX_OPUS_RATE=call EXOPLEX_OPUS_COMPLEXITY=0}
+# A call is clean when it has no violations, heard at least the audio it
+# sent less this (pipeline delay, ramp), and its underruns after the first
+# audio stay under this many ms on average per call.
+LOST_MAX_S=${BENCH_LOST_MAX_S:-1.5}
+UNDERRUN_MAX_MS=${BENCH_UNDERRUN_MAX_MS:-200}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--calls) CALLS=$2; shift ;;
+	--seconds) SECS=$2; shift ;;
+	--sweep) SWEEP=$2; shift ;;
+	--sweep-seconds) SWEEP_SECS=$2; shift ;;
+	--profiles) PROFILES=$2; shift ;;
+	--no-floor) FLOOR=0 ;;
+	--out) OUT=$2; shift ;;
+	--name) NAME=$2; shift ;;
+	--count-allocs) COUNT_ALLOCS=1 ;;
+	-h|--help) sed -n 2,22p "$0"; exit 0 ;;
+	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+[ "$SWEEP" = none ] && SWEEP=
+
+for p in exoplex-ingress exoplex-transcoder exoplex-egress exoplex-call \
+	exoplex-fakeplex exoplex-bench-floor; do
+	[ -x "$BIN/$p" ] || { echo "bench/run.sh: $BIN/$p missing (make bench builds it)" >&2; exit 2; }
+done
+ALLOCS_SO=$(dirname "$BIN")/bench/libexoplex_bench_allocs.so
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/exoplex-bench.XXXXXX")
+RUNS=$T/runs
+mkdir -p "$RUNS" "$OUT"
+PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+stop_all() {
+	local p
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for _ in $(seq 50); do
+		local alive=0
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	PIDS=()
+}
+cleanup() {
+	local rc=$?
+	stop_all
+	if [ "${KEEP:-0}" = 1 ]; then log "kept $T"; else rm -rf "$T"; fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_range N: the first port of N consecutive free ports below the
+# ephemeral range (so outgoing connections cannot take them meanwhile).
+free_range() {
+	python3 - "$1" <<'PY'
+import socket, sys, random
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(10000, 32000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    except OSError:
+        for s in socks: s.close()
+        continue
+    for s in socks: s.close()
+    print(base)
+    sys.exit(0)
+sys.exit(1)
+PY
+}
+
+wait_http() {
+	local url=$1 deadline=$((SECONDS + ${2:-20}))
+	while [ $SECONDS -lt $deadline ]; do
+		curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "timed out waiting for $url"
+	return 1
+}
+
+metric() {
+	curl -fsS --max-time 2 "$1/metrics" | awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+# sample DIR TAG: /proc stats of every process, the machine's CPU, and the
+# /metrics of the trio, as files DIR/TAG.*.
+sample() {
+	local d=$1 tag=$2 name pid
+	{
+		echo "time $(date +%s.%N)"
+		echo "cpu $(head -1 /proc/stat)"
+		echo "loadavg $(cat /proc/loadavg)"
+		for name in ingress transcoder egress fakeplex call; do
+			pid=${PID_OF[$name]}
+			echo "stat $name $(cat /proc/$pid/stat 2>/dev/null)"
+			echo "rss $name $(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status 2>/dev/null)"
+			echo "threads $name $(ls /proc/$pid/task 2>/dev/null | wc -l)"
+		done
+		# Everything else running now, for the load report.
+		ps -eo pid=,pcpu=,comm= --sort=-pcpu | head -8 | sed 's/^/top /'
+	} >"$d/$tag.proc"
+	for name in ingress transcoder egress fakeplex; do
+		curl -fsS --max-time 3 "${ADM[$name]}/metrics" >"$d/$tag.$name.metrics" 2>/dev/null || true
+	done
+	if [ $COUNT_ALLOCS = 1 ]; then
+		for name in ingress transcoder egress; do
+			cat "$T/allocs/allocs.${PID_OF[$name]}" >"$d/$tag.$name.allocs" 2>/dev/null || true
+		done
+	fi
+}
+
+declare -A PID_OF ADM
+
+# load_run DIR PROFILE N S: one run of N calls with a steady window of S
+# seconds; everything lands in DIR.
+load_run() {
+	local d=$1 profile=$2 n=$3 s=$4 envs base adm ramp_ms settle total urls p
+	mkdir -p "$d"
+	case $profile in
+	default) envs=$BENCH_DEFAULT_ENV ;;
+	density) envs=$BENCH_DENSITY_ENV ;;
+	*) log "unknown profile $profile"; return 1 ;;
+	esac
+	base=$(free_range "$n") || { log "no $n free ports in a row"; return 1; }
+	read -r ap1 ap2 ap3 ap4 lp <<<"$(python3 -c '
+import socket
+ss=[socket.socket() for _ in range(5)]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')"
+	urls=$(seq -s, -f "ws://127.0.0.1:%g" "$base" $((base + n - 1)))
+	export EXOPLEX_BUS_DIR=$d/bus
+	mkdir -p "$EXOPLEX_BUS_DIR" "$T/allocs"
+	ADM[fakeplex]=http://127.0.0.1:$ap4
+	ADM[ingress]=http://127.0.0.1:$ap1
+	ADM[transcoder]=http://127.0.0.1:$ap2
+	ADM[egress]=http://127.0.0.1:$ap3
+	local pre=()
+	[ $COUNT_ALLOCS = 1 ] && pre=(env LD_PRELOAD="$ALLOCS_SO" EXOPLEX_BENCH_ALLOCS_DIR="$T/allocs")
+
+	"$BIN/exoplex-fakeplex" --listen "127.0.0.1:$base-$((base + n - 1))" \
+		--admin "127.0.0.1:$ap4" --mode echo --complexity "$PLEX_COMPLEXITY" \
+		--log-level warn >"$d/fakeplex.log" 2>&1 &
+	PID_OF[fakeplex]=$!; PIDS+=($!)
+	wait_http "${ADM[fakeplex]}/healthz" || return 1
+	# shellcheck disable=SC2086
+	env EXOPLEX_PERSONAPLEX_URLS="$urls" $envs "${pre[@]}" "$BIN/exoplex-egress" \
+		--admin "127.0.0.1:$ap3" >"$d/egress.log" 2>&1 &
+	PID_OF[egress]=$!; PIDS+=($!)
+	# shellcheck disable=SC2086
+	env $envs "${pre[@]}" "$BIN/exoplex-transcoder" --admin "127.0.0.1:$ap2" \
+		>"$d/transcoder.log" 2>&1 &
+	PID_OF[transcoder]=$!; PIDS+=($!)
+	# shellcheck disable=SC2086
+	env $envs "${pre[@]}" "$BIN/exoplex-ingress" --admin "127.0.0.1:$ap1" \
+		--listen "127.0.0.1:$lp" >"$d/ingress.log" 2>&1 &
+	PID_OF[ingress]=$!; PIDS+=($!)
+	for p in ingress transcoder egress; do
+		wait_http "${ADM[$p]}/healthz" || return 1
+	done
+	local deadline=$((SECONDS + 15))
+	while [ $SECONDS -lt $deadline ]; do
+		[ "$(metric "${ADM[ingress]}" 'exoplex_bus_peer_connected{link="transcoder"}')$(metric "${ADM[ingress]}" 'exoplex_bus_peer_connected{link="control"}')$(metric "${ADM[transcoder]}" 'exoplex_bus_peer_connected{link="egress"}')" = 111 ] && break
+		sleep 0.2
+	done
+	sleep 1
+	PID_OF[call]=$$ # not started yet: sample our own shell
+	sample "$d" idle
+
+	# Starts spread over up to 10 s; 3 s to settle (handshakes, the
+	# playback buffer's lead) before the window opens; 3 s after it.
+	ramp_ms=$((n * 20 > 10000 ? 10000 : n * 20))
+	settle=$((ramp_ms / 1000 + 3))
+	total=$((settle + s + 3))
+	echo "$profile $n $s $total $ramp_ms $envs" >"$d/params"
+	"$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
+		--rate 8000 --calls "$n" --ramp-ms "$ramp_ms" --seconds "$total" \
+		--signal speech --linger-ms 3000 --connect-timeout-ms 20000 \
+		>"$d/call.json" 2>"$d/call.log" &
+	PID_OF[call]=$!; PIDS+=($!)
+	local cpid=$!
+	sleep "$settle"
+	sample "$d" start
+	sleep "$s"
+	sample "$d" end
+	wait "$cpid"
+	echo $? >"$d/call.rc"
+	stop_all
+	python3 "$HERE/report.py" run "$d" >"$d/run.json" || return 1
+	python3 "$HERE/report.py" line "$d/run.json" >&2
+}
+
+quiet_note() {
+	log "machine: load $(cut -d' ' -f1-3 /proc/loadavg); other exoplex processes: $(pgrep -c -f 'exoplex-' 2>/dev/null || echo 0)"
+}
+
+quiet_note
+if [ $FLOOR = 1 ]; then
+	log "codec floor (30 s of audio x 3, complexity 0-10, both profiles)"
+	"$BIN/exoplex-bench-floor" --json --seconds 30 --reps 3 >"$T/floor.json" || exit 1
+	"$BIN/exoplex-bench-floor" --seconds 30 --reps 1 --complexity 0,5 >&2 || true
+fi
+
+for prof in $PROFILES; do
+	quiet_note
+	log "load: $prof, $CALLS calls, ${SECS} s window"
+	load_run "$RUNS/load-$prof-$CALLS" "$prof" "$CALLS" "$SECS" || log "load run failed"
+done
+for prof in $PROFILES; do
+	for n in $SWEEP; do
+		quiet_note
+		log "sweep: $prof, $n calls, ${SWEEP_SECS} s window"
+		load_run "$RUNS/sweep-$prof-$n" "$prof" "$n" "$SWEEP_SECS" || { log "run failed"; break; }
+		python3 "$HERE/report.py" clean "$RUNS/sweep-$prof-$n/run.json" || break
+	done
+done
+
+python3 "$HERE/report.py" final "$T" "$OUT/$NAME" || exit 1
+log "report: $OUT/$NAME.md and $OUT/$NAME.json"
