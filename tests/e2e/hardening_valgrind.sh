@@ -42,13 +42,17 @@ KEY=vg-key-$$
 start_fakeplex --mode echo || exit 1
 start_fakescribe --api-key "$KEY" || exit 1
 start_sink || exit 1
-# The admin servers answer once each process is up; valgrind is slow to
-# start, so give it time before lib.sh's own 10 s waits.
+# Under valgrind the trio may take longer than lib.sh's 10 s to come up.
 start_trio EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL" ELEVENLABS_API_KEY="$KEY" \
 	EXOPLEX_STT_URL="$SCRIBE_URL" "${HOOK_ENV[@]}" || {
-	sleep 20
-	wait_http "$ADM_I/healthz" 30 && wait_http "$ADM_T/healthz" 30 &&
-		wait_http "$ADM_E/healthz" 30 || exit 1
+	log "(valgrind starts slowly: waiting up to 60 s more)"
+	wait_http "$ADM_E/healthz" 60 && wait_http "$ADM_T/healthz" 60 &&
+		wait_http "$ADM_I/healthz" 60 || exit 1
+	deadline=$((SECONDS + 60))
+	until [ "$(metric "$ADM_I" 'exoplex_bus_peer_connected{link="transcoder"}')$(metric "$ADM_I" 'exoplex_bus_peer_connected{link="control"}')$(metric "$ADM_T" 'exoplex_bus_peer_connected{link="egress"}')" = 111 ]; do
+		[ $SECONDS -lt $deadline ] || { log "bus links did not come up"; exit 1; }
+		sleep 0.2
+	done
 }
 
 "$REAL/exoplex-call" --url "ws://127.0.0.1:$P_LISTEN/exotel?sample-rate=8000" \
@@ -74,9 +78,10 @@ for n in ingress transcoder egress; do
 	fi
 	wait "$p"
 	rc=$?
-	lost=$(grep -Eo 'definitely lost: [0-9,]+ bytes' "$T/vg-$n.log" | tail -1)
 	errs=$(grep -Eo 'ERROR SUMMARY: [0-9]+ errors' "$T/vg-$n.log" | tail -1)
-	log "$n: exit $rc; ${lost:-definitely lost: 0 bytes}; $errs"
+	leaks=$(grep -Eo '(definitely|indirectly|possibly) lost: [0-9,]+ bytes|All heap blocks were freed' \
+		"$T/vg-$n.log" | paste -sd, -)
+	log "$n: exit $rc; $errs; ${leaks:-no leak summary}"
 	if [ "$rc" != 0 ] || ! grep -q 'ERROR SUMMARY: 0 errors' "$T/vg-$n.log"; then
 		fail=1
 		echo "----- valgrind report of $n" >&2
