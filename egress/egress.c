@@ -21,6 +21,11 @@
  * "control". At call_stop it outlives the call as a struct tail, which
  * holds the call's call.ended back until the last caller transcript (at
  * most the STT close wait), so call.ended stays the call's last event.
+ *
+ * A call in mode "transcribe" (mode.h, agent assist) never touches the
+ * pool: no server, no session, no retries; only its STT session, and
+ * transcripts labelled speaker "call" (the Stream applet's one channel
+ * carries every party, mixed).
  */
 #include "egress.h"
 
@@ -40,6 +45,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "metrics.h"
+#include "mode.h"
 #include "oggdur.h"
 #include "persona.h"
 #include "pool.h"
@@ -95,6 +101,7 @@ struct call {
 	uint32_t sess_no; /* the current (or last) session's number */
 	bool     ready; /* sess has had its handshake */
 	bool     failed; /* hangup sent; waiting for call_stop */
+	bool     transcribe; /* mode "transcribe": STT only, no server */
 	bool     refused; /* ingress refused it: nothing to open */
 	bool     told_t; /* session_ready went to a live transcoder */
 	bool     lost; /* no ready session since lost_us */
@@ -120,6 +127,7 @@ struct call {
 	struct stt *stt;
 	unsigned    rate; /* call_start.sample_rate */
 	bool        rate_warned;
+	uint64_t    caller_bytes; /* caller_audio taken at rate */
 };
 
 /* A stopped call's STT session waiting for its last transcript, with the
@@ -130,6 +138,7 @@ struct tail {
 	struct hooks_call     *hc;
 	struct events_counters k;
 	char                   reason[64];
+	const char            *speaker; /* "caller" or "call" */
 };
 
 /* A call id we do not know: when we may announce again, and its seq. */
@@ -170,6 +179,7 @@ struct egress {
 	uint64_t               rng;
 	uint32_t               renumber; /* see on_call_start */
 	uint64_t               cap_seq;
+	enum mode              default_mode; /* MODE_NONE: unset */
 	long                   cap_free_sent; /* -1: never sent */
 	atomic_bool            running;
 	atomic_uint            cap_free, cap_total;
@@ -178,7 +188,7 @@ struct egress {
 	    *m_no_capacity, *m_refused, *m_reconnects, *m_attempts, *m_gave_up,
 	    *m_warm_opened, *m_warm_taken, *m_hs_timeouts, *m_silent,
 	    *m_persona[3], *m_persona_unknown, *m_prompt_fallback, *m_clears,
-	    *m_view[POOL_VIEWS];
+	    *m_view[POOL_VIEWS], *m_mode[2], *m_no_stt;
 };
 
 static const struct session_cb call_session_cb;
@@ -806,6 +816,9 @@ call_counters(const struct call *c)
 		.reconnects     = c->reconnects,
 		.frames_dropped = c->up_dropped,
 	};
+	/* No agent: what came in for transcription. */
+	if (c->transcribe && c->rate)
+		k.audio_in_s = (double)c->caller_bytes / (2.0 * c->rate);
 	return k;
 }
 
@@ -822,13 +835,21 @@ call_report_end(struct call *c, const char *reason)
 /* ------------------------------------------------------------------ */
 /* Caller transcripts */
 
+/* A transcribe call's stream is every party mixed into one channel
+ * (research/exotel.md §6): its words are the call's, not the caller's. */
+static const char *
+call_speaker(const struct call *c)
+{
+	return c->transcribe ? "call" : "caller";
+}
+
 static void
 on_caller_transcript(void *owner, const struct stt_transcript *t)
 {
 	struct call *c = owner;
 
 	hooks_call_transcript(
-	    c->hc, "caller", t->text, t->final, t->start_ms, t->end_ms);
+	    c->hc, call_speaker(c), t->text, t->final, t->start_ms, t->end_ms);
 }
 
 /* Never called: a call hands its session to a tail before it finishes. */
@@ -848,7 +869,7 @@ tail_transcript(void *owner, const struct stt_transcript *t)
 	struct tail *tl = owner;
 
 	hooks_call_transcript(
-	    tl->hc, "caller", t->text, t->final, t->start_ms, t->end_ms);
+	    tl->hc, tl->speaker, t->text, t->final, t->start_ms, t->end_ms);
 }
 
 static void
@@ -880,14 +901,15 @@ static const struct stt_cb tail_stt_cb = {
 	.done       = tail_done,
 };
 
-static void
+/* Returns 0, or an errno value when the call has no STT session. */
+static int
 call_stt_open(struct call *c, const Exo__CallStart *cs)
 {
 	struct egress *e = c->eg;
 	int            rc;
 
 	if (!e->stt)
-		return;
+		return ENOTSUP;
 	c->rate = cs->sample_rate;
 	rc      = stt_open(&c->stt, e->stt, &c->ids, cs->sample_rate,
 	         cs->started_us, &call_stt_cb, c);
@@ -898,6 +920,7 @@ call_stt_open(struct call *c, const Exo__CallStart *cs)
 		    rc == EINVAL ? "its sample rate is not one STT takes"
 		                 : "out of memory");
 	}
+	return rc;
 }
 
 static void
@@ -916,6 +939,7 @@ on_caller_audio(struct call *c, const Exo__Frame *f)
 		c->rate_warned = true;
 		return;
 	}
+	c->caller_bytes += a->pcm.len;
 	stt_audio(c->stt, a->pcm.data, a->pcm.len, f->ts_us);
 }
 
@@ -936,9 +960,10 @@ call_stt_finish(struct call *c, const char *reason)
 		return false;
 	}
 	text_flush(c);
-	tl->eg = e;
-	tl->hc = c->hc;
-	tl->k  = call_counters(c);
+	tl->eg      = e;
+	tl->hc      = c->hc;
+	tl->k       = call_counters(c);
+	tl->speaker = call_speaker(c);
 	snprintf(tl->reason, sizeof(tl->reason), "%s", reason ? reason : "");
 	c->hc    = NULL;
 	tl->next = e->tails;
@@ -1092,6 +1117,65 @@ call_persona(struct egress *e, struct call *c, const Exo__CallStart *cs)
 	return 0;
 }
 
+/* Decides the call's mode (mode.h) and tells ingress and the transcoder
+ * (call_mode), before anything else they hear about the call. */
+static void
+call_decide_mode(struct egress *e, struct call *c, const Exo__CallStart *cs)
+{
+	struct mode_in in = { .asked = cs->mode,
+		.persona             = c->persona->mode,
+		.dflt                = e->default_mode,
+		.servers             = e->nservers };
+	enum mode_by   by;
+	enum mode      m = mode_choose(&in, &by);
+	Exo__Frame     f = EXO__FRAME__INIT;
+	Exo__CallMode  k = EXO__CALL_MODE__INIT;
+	char           t[72];
+
+	if (cs->mode && *cs->mode && mode_parse(cs->mode) == MODE_NONE)
+		LOGW(e->o.log, &c->ids,
+		    "call_start.mode '%s' is not agent or transcribe: ignored",
+		    safe(t, sizeof(t), cs->mode));
+	c->transcribe = m == MODE_TRANSCRIBE;
+	metric_inc(e->m_mode[c->transcribe]);
+	k.mode = (char *)mode_name(m);
+	/* A re-announced call's mode is the one decided for it before. */
+	k.by = (char *)(cs->reannounce && by == MODE_BY_CALL
+	        ? "earlier"
+	        : mode_by_name(by, e->nservers));
+	LOGI(e->o.log, &c->ids, "mode %s (by %s)", k.mode, k.by);
+	f.body_case = EXO__FRAME__BODY_CALL_MODE;
+	f.call_mode = &k;
+	send_to(e, LINK_T, c, c->id, &f, 0);
+	send_to(e, LINK_I, c, c->id, &f, 0);
+}
+
+/* A transcribe call: its STT session is all it has. Without one there
+ * is nothing to do for it, so ingress is asked to end it. */
+static void
+call_transcribe(struct call *c, const Exo__CallStart *cs)
+{
+	struct egress *e  = c->eg;
+	int            rc = call_stt_open(c, cs);
+
+	if (rc == 0) {
+		LOGI(e->o.log, &c->ids,
+		    "transcribe only: no PersonaPlex server, nothing back to "
+		    "the caller");
+		return;
+	}
+	c->failed = true;
+	metric_inc(e->m_no_stt);
+	hooks_call_detail(
+	    c->hc, rc == ENOTSUP ? "stt_not_configured" : "stt_unavailable");
+	LOGW(e->o.log, &c->ids,
+	    "a transcribe call needs speech-to-text and %s: asking ingress "
+	    "to end it (bridge_error)",
+	    rc == ENOTSUP ? "ELEVENLABS_API_KEY is not set"
+	                  : "no STT session could be had");
+	send_hangup(c, "bridge_error");
+}
+
 static void
 on_call_start(struct egress *e, const Exo__Frame *f)
 {
@@ -1167,7 +1251,13 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 		call_give_up(c, "out of memory");
 		return;
 	}
-	c->hc = hooks_call_open(e->o.hooks, cs, c->persona->name, NULL);
+	call_decide_mode(e, c, cs);
+	c->hc = hooks_call_open(e->o.hooks, cs, c->persona->name,
+	    c->transcribe ? "transcribe" : "agent");
+	if (c->transcribe) {
+		call_transcribe(c, cs);
+		return;
+	}
 	if (!call_acquire(c)) {
 		uint64_t now = mono_us();
 		c->failed    = true;
@@ -1231,9 +1321,12 @@ dispatch(struct egress *e, struct link *l, const Exo__Frame *f)
 			call_free(c, why);
 		} else {
 			/* One we forgot (egress restarted) but the outbox
-			 * remembers: its end still goes out. */
-			hooks_call_end(hooks_call_find(e->o.hooks, f->call_id),
-			    f->call_stop->reason, NULL);
+			 * remembers: its end still goes out, with the mode
+			 * ingress knew. */
+			struct hooks_call *hc
+			    = hooks_call_find(e->o.hooks, f->call_id);
+			hooks_call_mode(hc, f->call_stop->mode);
+			hooks_call_end(hc, f->call_stop->reason, NULL);
 		}
 		return;
 	case EXO__FRAME__BODY_UPLINK_OGG:
@@ -1800,10 +1893,16 @@ setup_metrics(struct egress *e)
 	        "Calls whose filled-in prompt was too long (placeholders left "
 	        "empty).",
 	        NULL);
-	e->m_clears = metrics_counter(m, "egress_clears_total",
-	    "clear frames sent to ingress (stale agent audio after a "
-	    "reconnect).",
-	    NULL);
+	e->m_mode[0] = metrics_counter(m, "egress_calls_by_mode_total",
+	    "Calls by the mode decided for them.", "mode=\"agent\"");
+	e->m_mode[1] = metrics_counter(m, "egress_calls_by_mode_total",
+	    "Calls by the mode decided for them.", "mode=\"transcribe\"");
+	e->m_no_stt  = metrics_counter(m, "egress_calls_refused_total",
+	     "Calls egress turned away, by reason.", "reason=\"no_stt\"");
+	e->m_clears  = metrics_counter(m, "egress_clears_total",
+	     "clear frames sent to ingress (stale agent audio after a "
+	      "reconnect).",
+	     NULL);
 }
 
 /* Caller transcripts: on when ELEVENLABS_API_KEY is set (said once). */
@@ -1890,6 +1989,7 @@ egress_alloc(
 	if (!e->o.text_prompt)
 		e->o.text_prompt = "";
 	e->renumber      = (uint32_t)(wall_us() / 1000000);
+	e->default_mode  = mode_parse(o->default_mode);
 	e->rng           = backoff_seed(o->seed ? o->seed : wall_us());
 	e->cap_free_sent = -1;
 	err[0]           = '\0';
@@ -1979,11 +2079,35 @@ egress_alloc(
 	}
 	lws_sul_schedule(e->ctx, 0, &e->tick, tick, TICK_US);
 
-	if (!e->nservers)
-		LOGE(o->log, NULL,
-		    "no PersonaPlex server configured "
-		    "(EXOPLEX_PERSONAPLEX_URLS / --personaplex-urls): every "
-		    "call will be refused (no_capacity)");
+	{
+		enum mode_by by;
+		enum mode    m
+		    = mode_choose(&(struct mode_in) { .dflt = e->default_mode,
+		                      .servers              = e->nservers },
+		        &by);
+		if (!e->nservers && m == MODE_AGENT)
+			LOGE(o->log, NULL,
+			    "no PersonaPlex server configured "
+			    "(EXOPLEX_PERSONAPLEX_URLS / --personaplex-urls): "
+			    "every agent call will be refused (no_capacity)");
+		else if (!e->nservers)
+			LOGI(o->log, NULL,
+			    "no PersonaPlex server configured: calls are "
+			    "transcribed only (agent assist) unless they ask "
+			    "for an agent");
+		if (m == MODE_TRANSCRIBE && !e->stt)
+			LOGE(o->log, NULL,
+			    "calls default to transcribe, but STT is off "
+			    "(ELEVENLABS_API_KEY): they will be refused "
+			    "(bridge_error, stt_not_configured)");
+		LOGI(o->log, NULL,
+		    "calls default to mode %s (%s); custom_parameters.mode "
+		    "and a persona's mode come first",
+		    mode_name(m),
+		    by == MODE_BY_DEFAULT ? "EXOPLEX_DEFAULT_MODE"
+		        : e->nservers     ? "built in"
+		                          : "no PersonaPlex server");
+	}
 	for (size_t i = 0; i < e->nservers; i++)
 		LOGI(o->log, NULL, "PersonaPlex server %zu: %s", i + 1,
 		    e->servers[i].url.base);

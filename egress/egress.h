@@ -17,8 +17,15 @@
  * WebSocket close (1000). Warm sessions wait, handshake done, for calls
  * with the default persona. With STT on, each call that got a server is
  * transcribed (stt.h) from the caller_audio on "control", and its caller
- * transcripts go out as webhook events before its call.ended. capacity{free,total} goes to ingress when it
- * changes and when ingress (re)connects.
+ * transcripts go out as webhook events before its call.ended.
+ * capacity{free,total} goes to ingress when it changes and when ingress
+ * (re)connects.
+ *
+ * Each call's mode (mode.h) is decided at its call_start and sent as
+ * call_mode to ingress and the transcoder. A "transcribe" call (agent
+ * assist) leases no server and opens no session: it only has its STT
+ * session, whose transcripts are speaker "call"; without STT it is
+ * refused (hangup bridge_error, call.ended detail stt_not_configured).
  *
  * Everything runs on the thread that calls lws_service on egress_lws().
  */
@@ -47,6 +54,9 @@ struct egress_opts {
 	const char     *voice_prompt;
 	const char     *text_prompt;
 	const char     *personas; /* EXOPLEX_PERSONAS file; may be NULL */
+	/* EXOPLEX_DEFAULT_MODE: "agent" or "transcribe" (mode.h); NULL =
+	 * agent, or transcribe with no server configured. */
+	const char *default_mode;
 	const char *ca_file; /* extra CA bundle for wss://; NULL = system */
 	bool        insecure; /* no certificate checks for wss:// */
 	unsigned    text_gap_ms; /* 0 = 600: silence ending an utterance */
@@ -57,8 +67,8 @@ struct egress_opts {
 	unsigned    reconnect_ms; /* 0 = 10000: budget to replace a session */
 	unsigned    liveness_ms; /* 0 = 10000: silence that ends a session */
 	/* Server backoff after failures: 0 = 1000 doubling to 30000. */
-	unsigned backoff_ms, backoff_max_ms;
-	uint64_t seed; /* jitter; 0 = from the clock */
+	unsigned      backoff_ms, backoff_max_ms;
+	uint64_t      seed; /* jitter; 0 = from the clock */
 	struct hooks *hooks; /* webhook events (hooks.h); NULL = none */
 	/* Caller transcripts (stt.h): off when stt.api_key is NULL or "".
 	 * egress fills in the context, vhost, protocol, log and metrics. */

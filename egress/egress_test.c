@@ -47,6 +47,7 @@ struct fix_opts {
 	int         servers; /* stand-ins configured (0..NSRV) */
 	unsigned    warm, handshake_ms, reconnect_ms, liveness_ms;
 	const char *personas; /* file contents; NULL: none */
+	const char *default_mode; /* EXOPLEX_DEFAULT_MODE; NULL: unset */
 	int         raw_port; /* >0: one more server, a bare TCP listener */
 };
 
@@ -150,6 +151,7 @@ fix_init_opts(struct fix *x, const struct fix_opts *fo)
 	eo.reconnect_ms  = fo->reconnect_ms;
 	eo.liveness_ms   = fo->liveness_ms;
 	eo.text_gap_ms   = 100;
+	eo.default_mode  = fo->default_mode;
 	eo.backoff_ms    = 5000; /* a failed server stays out of tests */
 	eo.seed          = 1;
 	if (egress_alloc(&x->eg, &eo, err, sizeof(err))) {
@@ -212,6 +214,10 @@ record(struct peer *p, const Exo__Frame *f)
 		break;
 	case EXO__FRAME__BODY_CLEAR:
 		snprintf(g->text, sizeof(g->text), "%s", f->clear->reason);
+		break;
+	case EXO__FRAME__BODY_CALL_MODE:
+		snprintf(g->text, sizeof(g->text), "%s/%s", f->call_mode->mode,
+		    f->call_mode->by);
 		break;
 	case EXO__FRAME__BODY_AGENT_TEXT:
 		snprintf(g->text, sizeof(g->text), "%s", f->agent_text->text);
@@ -353,7 +359,7 @@ server_failures(struct fix *x, int i)
 }
 
 struct start {
-	const char *to, *persona, *refused;
+	const char *to, *persona, *refused, *mode;
 	const char *key, *value; /* one more custom parameter */
 	bool        again;
 };
@@ -374,6 +380,8 @@ send_call_start_ex(struct fix *x, const char *id, const struct start *st)
 	cs.to          = (char *)(st->to ? st->to : "08888888888");
 	cs.sample_rate = 8000;
 	cs.reannounce  = st->again;
+	if (st->mode)
+		cs.mode = (char *)st->mode;
 	if (st->refused)
 		cs.refused = (char *)st->refused;
 	if (st->persona) {
@@ -471,11 +479,18 @@ test_call_flow(void)
 	PUMP_UNTIL(&x,
 	    count(&x.in, EXO__FRAME__BODY_SESSION_READY, "ST1")
 	        && count(&x.tr, EXO__FRAME__BODY_DOWNLINK_OGG, "ST1"));
+	/* First of all, the call's mode, on both links. */
+	g = find(&x.tr, EXO__FRAME__BODY_CALL_MODE, 0);
+	TEST_ASSERT(g);
+	TEST_STREQ(g->text, "agent/default");
+	TEST_EQ(g->seq, 1);
+	TEST_STREQ(
+	    find(&x.in, EXO__FRAME__BODY_CALL_MODE, 0)->text, "agent/default");
 	g = find(&x.tr, EXO__FRAME__BODY_SESSION_READY, 0);
 	TEST_ASSERT(g);
 	TEST_EQ(g->session, 1);
 	TEST_STREQ(g->text, x.server[0]);
-	TEST_EQ(g->seq, 1);
+	TEST_EQ(g->seq, 2);
 	g = find(&x.in, EXO__FRAME__BODY_SESSION_READY, 0);
 	TEST_EQ(g->session, 1);
 	TEST_STREQ(g->call_id, "ST1");
@@ -484,7 +499,7 @@ test_call_flow(void)
 	TEST_EQ(g->session, 1);
 	TEST_EQ(g->len, 47);
 	TEST_ASSERT(memcmp(g->data, page + 1, 47) == 0);
-	TEST_EQ(g->seq, 2);
+	TEST_EQ(g->seq, 3);
 	TEST_ASSERT(g->ts_us > 0);
 
 	/* Uplink of session 1 goes out as 0x01 + page (echoed back);
@@ -1009,10 +1024,14 @@ test_stop_with_traffic(void)
 	return 0;
 }
 
+/* No server at all: calls default to transcribe, which needs STT (off
+ * here): refused with bridge_error. Asked for an agent (or with
+ * EXOPLEX_DEFAULT_MODE=agent): no_capacity, as before. */
 static int
 test_no_server_configured(void)
 {
 	struct fix        x;
+	struct fix_opts   fo = { .servers = 0, .default_mode = "agent" };
 	const struct got *g;
 	char              detail[256];
 
@@ -1024,9 +1043,94 @@ test_no_server_configured(void)
 	TEST_EQ(find_last(&x.in, EXO__FRAME__BODY_CAPACITY)->total, 0);
 	send_call_start(&x, "ST4", false);
 	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_HANGUP, "ST4") == 1);
+	TEST_STREQ(find(&x.in, EXO__FRAME__BODY_CALL_MODE, 0)->text,
+	    "transcribe/no_servers");
+	TEST_STREQ(find(&x.tr, EXO__FRAME__BODY_CALL_MODE, 0)->text,
+	    "transcribe/no_servers");
 	g = find(&x.in, EXO__FRAME__BODY_HANGUP, 0);
+	TEST_STREQ(g->text, "bridge_error");
+	TEST_EQ(metric_val(x.m,
+	            "exoplex_egress_calls_refused_total{"
+	            "reason=\"no_stt\"}"),
+	    1);
+	/* The custom parameter asks for an agent: none to be had. */
+	struct start st = { .mode = "agent" };
+	send_call_start_ex(&x, "ST5", &st);
+	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_HANGUP, "ST5") == 1);
+	g = find_last(&x.in, EXO__FRAME__BODY_HANGUP);
 	TEST_STREQ(g->text, "no_capacity");
+	TEST_STREQ(find_last(&x.in, EXO__FRAME__BODY_CALL_MODE)->text,
+	    "agent/custom_parameter");
 	TEST_EQ(count(&x.in, EXO__FRAME__BODY_SESSION_ENDED, NULL), 0);
+	fix_fini(&x);
+
+	/* EXOPLEX_DEFAULT_MODE=agent: the setting is obeyed. */
+	TEST_EQ(fix_init_opts(&x, &fo), 0);
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	send_call_start(&x, "ST6", false);
+	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_HANGUP, "ST6") == 1);
+	TEST_STREQ(
+	    find(&x.in, EXO__FRAME__BODY_HANGUP, 0)->text, "no_capacity");
+	TEST_STREQ(
+	    find(&x.in, EXO__FRAME__BODY_CALL_MODE, 0)->text, "agent/default");
+	fix_fini(&x);
+	return 0;
+}
+
+/* A transcribe call never touches the pool: with the only server free it
+ * stays free and unconnected, whether the custom parameter, the persona
+ * or EXOPLEX_DEFAULT_MODE said so. (STT is off here, so each is then
+ * refused: the STT side is in the e2e tests.) */
+static int
+test_transcribe_leases_nothing(void)
+{
+	struct fix      x;
+	struct fix_opts fo = { .servers = 1,
+		.personas
+		= "[assist]\nmode = transcribe\nnumbers = 08077700000\n" };
+	struct start    st = { .mode = "transcribe" };
+
+	TEST_EQ(fix_init_opts(&x, &fo), 0);
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_CAPACITY, ""));
+	send_call_start_ex(&x, "T1", &st);
+	st = (struct start) { .to = "+91 80 7770 0000" };
+	send_call_start_ex(&x, "T2", &st);
+	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_HANGUP, NULL) == 2);
+	TEST_STREQ(find(&x.in, EXO__FRAME__BODY_CALL_MODE, 0)->text,
+	    "transcribe/custom_parameter");
+	TEST_STREQ(find(&x.in, EXO__FRAME__BODY_CALL_MODE, 1)->text,
+	    "transcribe/persona");
+	pump_ms(&x, 100);
+	TEST_EQ(x.fake[0].connections, 0);
+	TEST_EQ(servers_in(&x, "free"), 1);
+	TEST_EQ(find_last(&x.in, EXO__FRAME__BODY_CAPACITY)->free, 1);
+	TEST_EQ(count(&x.tr, EXO__FRAME__BODY_SESSION_READY, NULL), 0);
+	/* The same persona, asked for an agent, gets the server. */
+	st = (struct start) { .to = "08077700000", .mode = "AGENT" };
+	send_call_start_ex(&x, "T3", &st);
+	PUMP_UNTIL(&x, x.fake[0].connections == 1);
+	TEST_STREQ(find_last(&x.in, EXO__FRAME__BODY_CALL_MODE)->text,
+	    "agent/custom_parameter");
+	TEST_EQ(metric_val(x.m,
+	            "exoplex_egress_calls_by_mode_total{"
+	            "mode=\"transcribe\"}"),
+	    2);
+	TEST_EQ(metric_val(x.m,
+	            "exoplex_egress_calls_by_mode_total{"
+	            "mode=\"agent\"}"),
+	    1);
+	fix_fini(&x);
+
+	/* EXOPLEX_DEFAULT_MODE=transcribe with a server free. */
+	fo = (struct fix_opts) { .servers = 1, .default_mode = "transcribe" };
+	TEST_EQ(fix_init_opts(&x, &fo), 0);
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	send_call_start(&x, "T4", false);
+	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_HANGUP, "T4") == 1);
+	TEST_STREQ(find(&x.in, EXO__FRAME__BODY_CALL_MODE, 0)->text,
+	    "transcribe/default");
+	TEST_EQ(x.fake[0].connections, 0);
 	fix_fini(&x);
 	return 0;
 }
@@ -1086,4 +1190,4 @@ TEST_MAIN(TEST(test_call_flow), TEST(test_unknown_call_announced_once),
     TEST(test_warm_session), TEST(test_personas),
     TEST(test_stop_while_connecting), TEST(test_stop_while_upgrade_pending),
     TEST(test_stop_with_traffic), TEST(test_no_server_configured),
-    TEST(test_check_opts))
+    TEST(test_transcribe_leases_nothing), TEST(test_check_opts))

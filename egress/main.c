@@ -36,7 +36,7 @@ struct settings {
 	struct webhook_opts hooks;
 	const char         *vad_silence, *vad_threshold;
 	long                min_speech_ms, min_silence_ms;
-	struct cfg_opt      opts[CFG_COMMON_N + 11 + HOOKS_CFG_N + 9];
+	struct cfg_opt      opts[CFG_COMMON_N + 12 + HOOKS_CFG_N + 9];
 	size_t              n;
 };
 
@@ -121,8 +121,13 @@ settings_table(struct settings *s)
 	    "default persona's text prompt (text_prompt), non-empty", NULL };
 	s->opts[s->n++] = (struct cfg_opt) { "personas", "EXOPLEX_PERSONAS",
 	    NULL, CFG_STR, &e->personas, 0, 0, NULL, false, "INI file of "
-	    "personas ([name] voice, text, numbers), chosen per call by "
-	    "custom_parameters.persona or the dialled number", NULL };
+	    "personas ([name] voice, text, numbers, mode), chosen per call "
+	    "by custom_parameters.persona or the dialled number", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "default-mode",
+	    "EXOPLEX_DEFAULT_MODE", NULL, CFG_ENUM, &e->default_mode, 0, 0,
+	    "agent|transcribe", false, "mode of a call that neither "
+	    "custom_parameters.mode nor its persona sets; unset: agent, or "
+	    "transcribe when no PersonaPlex server is configured", NULL };
 	s->opts[s->n++] = (struct cfg_opt) { "personaplex-warm",
 	    "EXOPLEX_PERSONAPLEX_WARM", "0", CFG_INT, &s->warm, 0, 1000, NULL,
 	    false, "idle servers kept connected with the default persona, "
