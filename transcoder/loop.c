@@ -57,14 +57,15 @@ struct pending {
 };
 
 struct loop {
-	struct loop_opts o;
-	struct strmap   *calls;
-	struct strmap   *pending;
-	uint64_t         sweep_us;
-	uint64_t         warn_us; /* loop-wide rate limit */
-	int16_t          pcm_in[PCM_SLICE];
-	uint8_t          pcm_out[PCM_OUT_MAX * 2];
-	size_t           pcm_fill; /* samples in pcm_out */
+	struct loop_opts      o;
+	struct strmap        *calls;
+	struct strmap        *pending;
+	struct tcall_scratch *scratch; /* shared by every call's tcall */
+	uint64_t              sweep_us;
+	uint64_t              warn_us; /* loop-wide rate limit */
+	int16_t               pcm_in[PCM_SLICE];
+	uint8_t               pcm_out[PCM_OUT_MAX * 2];
+	size_t                pcm_fill; /* samples in pcm_out */
 
 	struct metric *m_calls, *m_started, *m_expired, *m_sessions;
 	struct metric *m_encoded, *m_decoded, *m_dec_err, *m_enc_err;
@@ -153,8 +154,10 @@ loop_alloc(struct loop **out, const struct loop_opts *o)
 	l->o = *o;
 	if (l->o.idle_s == 0)
 		l->o.idle_s = 60;
-	if (strmap_alloc(&l->calls) || strmap_alloc(&l->pending)) {
+	if (strmap_alloc(&l->calls) || strmap_alloc(&l->pending)
+	    || tcall_scratch_alloc(&l->scratch)) {
 		strmap_free(l->calls);
+		strmap_free(l->pending);
 		free(l);
 		return ENOMEM;
 	}
@@ -256,6 +259,7 @@ loop_free(struct loop *l)
 	strmap_each(l->pending, free_each_pending, NULL);
 	strmap_free(l->calls);
 	strmap_free(l->pending);
+	tcall_scratch_free(l->scratch);
 	free(l);
 }
 
@@ -491,6 +495,7 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 	to               = (struct tcall_opts) {
 		              .rate       = rate,
 		              .opus_rate  = l->o.opus_call_rate ? rate : 0,
+		              .scratch    = l->scratch,
 		              .complexity = l->o.complexity,
 		              .bitrate    = l->o.bitrate,
 		              .on_page    = on_page,

@@ -17,6 +17,14 @@
  * before every slice anyway. */
 #define TCALL_SCRATCH 8192
 
+/* Buffers used only inside one tcall_uplink or tcall_downlink: the
+ * tcalls of a thread may share them (tcall_scratch_alloc). */
+struct tcall_scratch {
+	int16_t up[TCALL_SCRATCH];
+	int16_t dn_pcm[CODEC_MAX_FRAME];
+	int16_t dn[TCALL_SCRATCH];
+};
+
 struct tcall {
 	int                rate;
 	int                opus_rate;
@@ -34,17 +42,30 @@ struct tcall {
 	int16_t           frame[CODEC_FRAME];
 	size_t            frame_fill;
 	size_t            idle_fill; /* samples towards frames_idle */
-	int16_t           up_buf[TCALL_SCRATCH];
 	uint8_t           packet[CODEC_MAX_PACKET];
 
 	/* downlink */
-	struct oggdemux  *demux;
-	struct codec_dec *dec;
-	struct resample  *dn_rs;
-	uint32_t          dn_session;
-	int16_t           dn_pcm[CODEC_MAX_FRAME];
-	int16_t           dn_buf[TCALL_SCRATCH];
+	struct oggdemux      *demux;
+	struct codec_dec     *dec;
+	struct resample      *dn_rs;
+	uint32_t              dn_session;
+	struct tcall_scratch *sc;
+	bool                  own_sc;
 };
+
+int
+tcall_scratch_alloc(struct tcall_scratch **out)
+{
+	/* malloc, not calloc: only what soxr and libopus write is read. */
+	*out = malloc(sizeof(**out));
+	return *out ? 0 : ENOMEM;
+}
+
+void
+tcall_scratch_free(struct tcall_scratch *s)
+{
+	free(s);
+}
 
 int
 tcall_alloc(struct tcall **out, const struct tcall_opts *o)
@@ -62,9 +83,17 @@ tcall_alloc(struct tcall **out, const struct tcall_opts *o)
 	c->rate      = o->rate;
 	c->opus_rate = o->opus_rate ? o->opus_rate : CODEC_RATE;
 	c->frame_n   = (size_t)c->opus_rate / 50;
-	c->on_page   = o->on_page;
-	c->on_pcm    = o->on_pcm;
-	c->arg       = o->arg;
+	c->sc        = o->scratch;
+	if (c->sc == NULL) {
+		if ((rc = tcall_scratch_alloc(&c->sc)) != 0) {
+			free(c);
+			return rc;
+		}
+		c->own_sc = true;
+	}
+	c->on_page = o->on_page;
+	c->on_pcm  = o->on_pcm;
+	c->arg     = o->arg;
 	if ((rc = resample_alloc(&c->up_rs, o->rate, c->opus_rate)) != 0
 	    || (rc = resample_alloc(&c->dn_rs, c->opus_rate, o->rate)) != 0
 	    || (rc = codec_enc_alloc_rate(
@@ -91,6 +120,8 @@ tcall_free(struct tcall *c)
 	codec_dec_free(c->dec);
 	oggw_free(c->oggw);
 	oggdemux_free(c->demux);
+	if (c->own_sc)
+		tcall_scratch_free(c->sc);
 	free(c);
 }
 
@@ -193,10 +224,10 @@ tcall_uplink(struct tcall *c, const int16_t *pcm, size_t n)
 		size_t k = n < slice ? n : slice, got = 0;
 		if (resample_out_max(c->up_rs, k) > TCALL_SCRATCH
 		    || resample_process(
-		        c->up_rs, pcm, k, c->up_buf, TCALL_SCRATCH, &got)) {
+		        c->up_rs, pcm, k, c->sc->up, TCALL_SCRATCH, &got)) {
 			rc = EIO; /* not expected: the scratch is ample */
 		}
-		if (tcall_frames(c, c->up_buf, got))
+		if (tcall_frames(c, c->sc->up, got))
 			rc = EIO;
 		pcm += k;
 		n -= k;
@@ -211,7 +242,7 @@ tcall_pcm_flush(struct tcall *c, size_t *fill)
 		return;
 	c->st.samples_out += *fill;
 	if (c->on_pcm)
-		c->on_pcm(c->arg, c->dn_buf, *fill);
+		c->on_pcm(c->arg, c->sc->dn, *fill);
 	*fill = 0;
 }
 
@@ -223,7 +254,8 @@ tcall_packet(void *arg, const uint8_t *pkt, size_t n)
 	size_t        got = 0, fill = 0;
 	size_t        step = c->frame_n; /* resample in 20 ms slices */
 
-	if (codec_decode(c->dec, pkt, n, c->dn_pcm, CODEC_MAX_FRAME, &got)) {
+	if (codec_decode(
+	        c->dec, pkt, n, c->sc->dn_pcm, CODEC_MAX_FRAME, &got)) {
 		c->st.decode_errors++;
 		return;
 	}
@@ -232,8 +264,8 @@ tcall_packet(void *arg, const uint8_t *pkt, size_t n)
 		size_t k = got - off < step ? got - off : step, o = 0;
 		if (resample_out_max(c->dn_rs, k) > TCALL_SCRATCH - fill)
 			tcall_pcm_flush(c, &fill);
-		if (resample_process(c->dn_rs, c->dn_pcm + off, k,
-		        c->dn_buf + fill, TCALL_SCRATCH - fill, &o))
+		if (resample_process(c->dn_rs, c->sc->dn_pcm + off, k,
+		        c->sc->dn + fill, TCALL_SCRATCH - fill, &o))
 			c->st.decode_errors++; /* not expected */
 		fill += o;
 	}

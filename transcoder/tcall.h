@@ -13,7 +13,8 @@
  * from tcall_uplink, tcall_session_start and tcall_downlink; the buffers
  * they get are valid only during the call. Everything is allocated by
  * tcall_alloc: the per-frame path does not allocate. A tcall is owned by
- * one thread; tcall_free releases it.
+ * one thread; tcall_free releases it. The tcalls of one thread may share
+ * one struct tcall_scratch (38 kB of work buffers) instead of one each.
  */
 #ifndef EXO_TCALL_H
 #define EXO_TCALL_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 struct tcall;
+struct tcall_scratch;
 
 /* An uplink Ogg page of session; header is true for OpusHead/OpusTags. */
 typedef void (*tcall_page_fn)(
@@ -34,8 +36,10 @@ struct tcall_opts {
 	int rate; /* the call's rate: 8000, 16000, 24000 */
 	int opus_rate; /* encode and decode at: 0 = 24000; or
 	                  8000, 12000, 16000 (codec_rate_ok) */
-	int           complexity; /* Opus encoder complexity, 0..10 */
-	int           bitrate; /* Opus encoder bit/s */
+	int                   complexity; /* Opus encoder complexity, 0..10 */
+	int                   bitrate; /* Opus encoder bit/s */
+	struct tcall_scratch *scratch; /* shared, outlives the tcall; NULL:
+	                                  the tcall has its own */
 	tcall_page_fn on_page;
 	tcall_pcm_fn  on_pcm;
 	void         *arg; /* passed to both callbacks */
@@ -56,6 +60,11 @@ struct tcall_stats {
 	uint64_t ogg_streams;
 	uint64_t ogg_no_bos;
 };
+
+/* Work buffers for the tcalls of one thread (the caller frees them after
+ * the last of those tcalls). Returns 0 or ENOMEM. */
+int  tcall_scratch_alloc(struct tcall_scratch **out);
+void tcall_scratch_free(struct tcall_scratch *s);
 
 /* Returns 0, EINVAL for a bad rate or codec setting, or ENOMEM/EIO. */
 int  tcall_alloc(struct tcall **out, const struct tcall_opts *o);

@@ -442,6 +442,56 @@ test_opus_at_call_rate(void)
 	return 0;
 }
 
+/* Two calls sharing one scratch, their uplinks and downlinks
+ * interleaved: each hears its own tone. */
+static int
+test_shared_scratch(void)
+{
+	static struct sink    s1, s2;
+	struct tcall_scratch *sc;
+	struct tcall         *c1, *c2;
+	struct tcall_opts     o = { .rate = 8000,
+		    .complexity           = 5,
+		    .bitrate              = 24000,
+		    .on_page              = on_page,
+		    .on_pcm               = on_pcm };
+	int16_t               buf[160];
+	size_t                d1 = 0, d2 = 0;
+
+	TEST_EQ(tcall_scratch_alloc(&sc), 0);
+	o.scratch = sc;
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	o.arg = &s1;
+	TEST_EQ(tcall_alloc(&c1, &o), 0);
+	o.arg = &s2;
+	TEST_EQ(tcall_alloc(&c2, &o), 0);
+	TEST_EQ(tcall_session_start(c1, 1, 1), 0);
+	TEST_EQ(tcall_session_start(c2, 1, 2), 0);
+	for (size_t k = 0; k < 150; k++) {
+		tone(buf, 160, k * 160, 700, 8000);
+		TEST_EQ(tcall_uplink(c1, buf, 160), 0);
+		tone(buf, 160, k * 160, 1300, 8000);
+		TEST_EQ(tcall_uplink(c2, buf, 160), 0);
+		/* Each call's own pages come back as its downlink. */
+		TEST_EQ(
+		    tcall_downlink(c1, 1, s1.ogg + d1, s1.ogg_len - d1), 0);
+		d1 = s1.ogg_len;
+		TEST_EQ(
+		    tcall_downlink(c2, 1, s2.ogg + d2, s2.ogg_len - d2), 0);
+		d2 = s2.ogg_len;
+	}
+	TEST_ASSERT(s1.pcm_len > 8000 * 2 && s2.pcm_len > 8000 * 2);
+	TEST_NEAR(spectrum_dominant_hz(s1.pcm + 1600, s1.pcm_len - 1600, 8000),
+	    700, 10);
+	TEST_NEAR(spectrum_dominant_hz(s2.pcm + 1600, s2.pcm_len - 1600, 8000),
+	    1300, 10);
+	tcall_free(c1);
+	tcall_free(c2);
+	tcall_scratch_free(sc);
+	return 0;
+}
+
 static int
 test_bad_opts(void)
 {
@@ -467,4 +517,4 @@ test_bad_opts(void)
 TEST_MAIN(TEST(test_loop_8k), TEST(test_loop_16k), TEST(test_loop_24k),
     TEST(test_no_session), TEST(test_new_session), TEST(test_downlink_damage),
     TEST(test_downlink_fuzz), TEST(test_opus_at_call_rate),
-    TEST(test_bad_opts))
+    TEST(test_shared_scratch), TEST(test_bad_opts))
