@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "admin.h"
@@ -54,6 +55,7 @@ struct pending {
 	uint64_t seq; /* announces sent: the call's seq continues */
 	uint32_t session; /* a session_ready that came first */
 	bool     stopped; /* ended or refused: never announce */
+	bool     transcribe; /* mode "transcribe": never build a pipeline */
 };
 
 struct loop {
@@ -71,6 +73,7 @@ struct loop {
 	struct metric *m_encoded, *m_decoded, *m_dec_err, *m_enc_err;
 	struct metric *m_sync, *m_holes, *m_unknown, *m_announce;
 	struct metric *m_bad_rate, *m_bad_pcm, *m_bad_start, *m_bad_id;
+	struct metric *m_transcribe;
 };
 
 static void call_warn(struct call *c, const char *fmt, ...)
@@ -141,6 +144,11 @@ loop_metrics(struct loop *l)
 	    "reason=\"call_start\"");
 	l->m_bad_id    = metrics_counter(m, "transcoder_bad_frames_total",
 	       "Frames dropped as malformed, by reason.", "reason=\"call_id\"");
+	l->m_transcribe
+	    = metrics_counter(m, "transcoder_calls_transcribe_total",
+	        "Calls in transcribe mode (agent assist): no pipeline built, "
+	        "or the one built freed.",
+	        NULL);
 }
 
 int
@@ -440,6 +448,37 @@ unknown_call(struct loop *l, const Exo__Frame *f)
 	send_announce(l, f->call_id, ++p->seq);
 }
 
+/* A transcribe call (agent assist) has no PersonaPlex session, so no
+ * audio work here: its pipeline is freed (or never built), and the
+ * call's id is remembered so its frames in flight are dropped quietly
+ * and a later call_start does not build one. */
+static void
+call_transcribe(struct loop *l, const char *id, const char *call_sid)
+{
+	struct call    *c   = strmap_get(l->calls, id);
+	struct pending *p   = pending_get(l, id, true);
+	struct log_call lc  = { call_sid, id };
+	bool            was = p && p->transcribe;
+
+	if (p) {
+		p->stopped    = true;
+		p->transcribe = true;
+		p->seen_us    = mono_us();
+	}
+	if (c)
+		call_free(c, "transcribe mode");
+	else if (!was)
+		LOGI(l->o.log, &lc, "transcribe mode: no audio pipeline");
+	if (c || !was)
+		metric_inc(l->m_transcribe);
+}
+
+static bool
+is_transcribe(const char *mode)
+{
+	return mode && !strcasecmp(mode, "transcribe");
+}
+
 static void
 handle_call_start(struct loop *l, const Exo__Frame *f)
 {
@@ -450,6 +489,11 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 	int                   rate = (int)cs->sample_rate, rc;
 	struct log_call       lc   = { cs->call_sid, f->call_id };
 
+	if (is_transcribe(cs->mode)
+	    || ((p = pending_get(l, f->call_id, false)) && p->transcribe)) {
+		call_transcribe(l, f->call_id, cs->call_sid);
+		return;
+	}
 	if (c) {
 		c->last_us = mono_us();
 		if (rate && rate != c->rate)
@@ -603,6 +647,11 @@ loop_frame(struct loop *l, int from_egress, const Exo__Frame *f)
 	}
 	if (f->body_case == EXO__FRAME__BODY_CALL_START) {
 		handle_call_start(l, f);
+		return;
+	}
+	if (f->body_case == EXO__FRAME__BODY_CALL_MODE) {
+		if (f->call_mode && is_transcribe(f->call_mode->mode))
+			call_transcribe(l, f->call_id, NULL);
 		return;
 	}
 	c = strmap_get(l->calls, f->call_id);

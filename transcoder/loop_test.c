@@ -437,5 +437,80 @@ test_expiry(void)
 	return 0;
 }
 
+static void
+send_mode(struct rig *r, const char *id, const char *mode)
+{
+	Exo__Frame    f = EXO__FRAME__INIT;
+	Exo__CallMode m = EXO__CALL_MODE__INIT;
+
+	m.mode      = (char *)mode;
+	m.by        = "custom_parameter";
+	f.call_id   = (char *)id;
+	f.seq       = ++seq_egr;
+	f.body_case = EXO__FRAME__BODY_CALL_MODE;
+	f.call_mode = &m;
+	bus_send(r->egress, &f);
+}
+
+/* Transcribe calls (agent assist) get no pipeline: told by egress's
+ * call_mode after the call started, before it started, or by a
+ * call_start that carries the mode. Their audio in flight asks for no
+ * announce and makes no pages. An agent call_mode changes nothing. */
+static int
+test_transcribe(void)
+{
+	static struct rig  r;
+	static struct seen s;
+	int64_t            n;
+
+	if (rig_open(&r, "tr"))
+		return 1;
+	/* Decided after the call_start: the pipeline goes. */
+	send_call_start(&r, "T1", 8000);
+	send_mode(&r, "X1", "agent");
+	send_call_start(&r, "X1", 8000);
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 2);
+	send_mode(&r, "T1", "transcribe");
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 1);
+	/* Decided before the call_start arrives. */
+	send_mode(&r, "T2", "transcribe");
+	pump(&r, &s);
+	send_call_start(&r, "T2", 8000);
+	/* Audio of transcribe calls, still in flight. */
+	send_audio(&r, "T1", 8000, 0, 160);
+	send_audio(&r, "T2", 8000, 0, 160);
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 1);
+	TEST_EQ(s.announces, 0);
+	TEST_EQ(s.pages, 0);
+	/* A (re-announced) call_start that says transcribe. */
+	{
+		Exo__Frame     f  = EXO__FRAME__INIT;
+		Exo__CallStart cs = EXO__CALL_START__INIT;
+		cs.stream_sid     = "T3";
+		cs.sample_rate    = 16000;
+		cs.mode           = "transcribe";
+		cs.reannounce     = 1;
+		f.call_id         = "T3";
+		f.seq             = ++seq_ing;
+		f.body_case       = EXO__FRAME__BODY_CALL_START;
+		f.call_start      = &cs;
+		bus_send(r.ingress, &f);
+	}
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 1);
+	n = metric_get(metrics_counter(
+	    r.m, "transcoder_calls_transcribe_total", "", NULL));
+	TEST_EQ(n, 3);
+	send_stop(&r, "T1");
+	send_stop(&r, "X1");
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 0);
+	rig_close(&r);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_call_8k), TEST(test_call_16k), TEST(test_call_24k),
-    TEST(test_expiry))
+    TEST(test_expiry), TEST(test_transcribe))
