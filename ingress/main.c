@@ -5,10 +5,14 @@
  * ("transcoder" and "control"), serves Exotel's WebSocket on
  * EXOPLEX_LISTEN at /exotel (wss:// with EXOPLEX_TLS_CERT and
  * EXOPLEX_TLS_KEY), and runs one loop until SIGTERM/SIGINT:
- * lws → bus flush → heartbeat.
+ * lws → bus flush → heartbeat. The first signal drains: no new calls,
+ * live ones finish, for at most EXOPLEX_DRAIN_MS; then the rest are
+ * ended (close 1000) and ingress exits 0. A second signal stops at once.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,19 +22,69 @@
 #include "admin.h"
 #include "auth.h"
 #include "bus.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag; /* signals received */
 static struct log           *lws_log; /* for lws's own lines */
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
-	stop_flag = 1;
+	if (stop_flag < 2)
+		stop_flag++;
+}
+
+/* Time for the last close frames to go out once the calls are ended. */
+#define CLOSE_WAIT_US (2 * 1000 * 1000)
+
+/* The graceful stop's state, kept by the loop. */
+struct drain {
+	uint64_t until_us; /* mono: the drain time is up */
+	uint64_t close_us; /* mono: stop waiting for the closes */
+	bool     on, ended;
+};
+
+/* Whether the loop should stop now, after drain_ms of draining at most
+ * (0: at once). */
+static bool
+drain_step(struct drain *d, struct server *srv, struct log *lg, long drain_ms)
+{
+	uint64_t now = mono_us();
+	size_t   open;
+
+	if (stop_flag == 0)
+		return false;
+	if (stop_flag > 1 || drain_ms == 0)
+		return true;
+	open = server_open_sockets(srv);
+	if (!d->on) {
+		d->on       = true;
+		d->until_us = now + (uint64_t)drain_ms * 1000;
+		server_drain(srv);
+		LOGI(lg, NULL,
+		    "signal: draining for at most %.1f s (EXOPLEX_DRAIN_MS); "
+		    "a "
+		    "second signal stops at once",
+		    drain_ms / 1000.0);
+	}
+	if (open == 0) {
+		LOGI(lg, NULL, "drained: no call left");
+		return true;
+	}
+	if (!d->ended && now >= d->until_us) {
+		LOGW(lg, NULL,
+		    "drain time is up with %zu socket(s) open: ending them",
+		    open);
+		server_end_calls(srv, "bridge_error");
+		d->ended    = true;
+		d->close_us = now + CLOSE_WAIT_US;
+	}
+	return d->ended && now >= d->close_us;
 }
 
 static void
@@ -88,8 +142,9 @@ main(int argc, char **argv)
 	const char       *listen, *auth_basic, *auth_tokens, *dtmf_hangup;
 	const char       *tls_cert, *tls_key;
 	long              chunk_ms, lead_ms, max_calls, max_msg, start_ms;
-	long              mark_ms, mark_timeout_ms;
-	struct cfg_opt    opts[CFG_COMMON_N + 13];
+	long              mark_ms, mark_timeout_ms, drain_ms;
+	struct drain      drain = { 0 };
+	struct cfg_opt    opts[CFG_COMMON_N + 14];
 	size_t            n = cfg_common_opts(opts, &cc, "127.0.0.1:9100");
 	char              err[512], url_t[512], url_c[512];
 	struct log        lg;
@@ -192,6 +247,15 @@ main(int argc, char **argv)
 		.max                         = 60000,
 		.help = "a mark's echo this late past its audio's expected "
 		        "end: the audio is taken as played" };
+	opts[n++] = (struct cfg_opt) { .flag = "drain-ms",
+		.env                         = "EXOPLEX_DRAIN_MS",
+		.def                         = "30000",
+		.type                        = CFG_INT,
+		.dst                         = &drain_ms,
+		.min                         = 0,
+		.max                         = 86400000,
+		.help = "on SIGTERM, how long live calls may go on (no new "
+		        "ones) before the rest are ended; 0 = end at once" };
 	opts[n++] = (struct cfg_opt) { .flag = "tls-cert",
 		.env                         = "EXOPLEX_TLS_CERT",
 		.type                        = CFG_STR,
@@ -249,7 +313,7 @@ main(int argc, char **argv)
 	            .url  = cfg_bus_url(&cc, cc.bus_transcoder, "transcoder",
 	                 url_t, sizeof(url_t)),
 	            .self = "ingress",
-	            .tap     = cc.bus_tap,
+	            .tap  = cc.bus_tap,
 	            .metrics = m,
 	            .log     = &lg })
 	        != 0
@@ -289,7 +353,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	while (!stop_flag) {
+	while (!drain_step(&drain, srv, &lg, drain_ms)) {
 		if (server_service(srv) < 0)
 			break;
 		bus_flush(bt);

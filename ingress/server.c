@@ -201,15 +201,16 @@ struct server {
 	uint64_t            start_us, grace_us, stall_us;
 	char                listen_desc[128];
 	_Atomic int         listening;
+	_Atomic int         draining; /* server_drain: no new calls */
 	_Atomic int         ncalls;
 	/* egress's PersonaPlex pool, from its capacity frames (-1: not yet
 	 * heard from this egress), read by /readyz on the admin thread. */
-	_Atomic int         cap_free, cap_total;
-	bool                stopping;
-	int                 port; /* as bound (listen port 0 picks one) */
-	unsigned            ticks;
-	struct ratelog      rl_path, rl_401, rl_503, rl_refused;
-	struct bucket       refusals;
+	_Atomic int    cap_free, cap_total;
+	bool           stopping;
+	int            port; /* as bound (listen port 0 picks one) */
+	unsigned       ticks;
+	struct ratelog rl_path, rl_401, rl_503, rl_refused;
+	struct bucket  refusals;
 
 	lws_sorted_usec_list_t tick;
 
@@ -227,6 +228,7 @@ struct server {
 	struct metric *m_auth_ok[AUTH_VIA_N], *m_auth_bad_upgrade,
 	    *m_auth_bad_start;
 	struct metric *m_dtmf_hangup, *m_clears;
+	struct metric *m_draining, *m_refused_draining;
 	struct metric *m_lag, *m_lag_max, *m_lag_le[N_LAG + 1], *m_delay,
 	    *m_playing;
 	struct metric *m_echo_matched, *m_echo_late, *m_echo_stale,
@@ -1076,6 +1078,17 @@ confirm_upgrade(struct server *s, struct lws *wsi, const char *proto)
 		    wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
 		return 1;
 	}
+	if (atomic_load(&s->draining)) {
+		metric_inc(s->m_refused_draining);
+		if (ratelog_ok(&s->rl_503, now, &held))
+			LOGI(s->o.log, NULL,
+			    "refused an upgrade with 503: draining (%u more "
+			    "since the last line)",
+			    held);
+		lws_return_http_status(
+		    wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+		return 1;
+	}
 	if (strcmp(proto, "websocket") != 0 || !path_ok(wsi)) {
 		char uri[128] = "", t[80];
 		lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
@@ -1192,7 +1205,7 @@ on_clear(struct server *s, struct conn *c, const Exo__Frame *f)
 	/* What is queued here was never written: it goes too. */
 	outq_reset(&c->q);
 	c->stall_since = 0;
-	k = playout_clear(&c->po);
+	k              = playout_clear(&c->po);
 	if ((p = outq_reserve(&c->q)) != NULL) {
 		size_t l = exotel_build_clear(p, c->q.cap, c->ci.stream_sid);
 		if (l > 0) {
@@ -1220,8 +1233,9 @@ on_capacity(struct server *s, const Exo__Capacity *cap)
 	int was = atomic_exchange(&s->cap_free, (int)cap->free);
 	atomic_store(&s->cap_total, (int)cap->total);
 	if ((was == 0) != (cap->free == 0) || was < 0)
-		LOGI(s->o.log, NULL, "PersonaPlex capacity: %u of %u servers free%s",
-		    cap->free, cap->total,
+		LOGI(s->o.log, NULL,
+		    "PersonaPlex capacity: %u of %u servers free%s", cap->free,
+		    cap->total,
 		    cap->free == 0 && cap->total > 0 ? " (not ready for calls)"
 		                                     : "");
 }
@@ -1569,14 +1583,21 @@ register_metrics(struct server *s)
 	         "clear requests from egress carried out.", NULL);
 	s->m_dtmf_hangup = metrics_counter(m, "dtmf_hangups_total",
 	    "Calls ended by a digit in EXOPLEX_DTMF_HANGUP.", NULL);
-	s->m_lag         = metrics_gauge(m, "playout_lag_ms",
-	            "Agent audio sent to Exotel but not yet played, at the latest "
-	                    "mark echo (any call).",
-	            NULL);
-	s->m_lag_max     = metrics_gauge(m, "playout_lag_max_ms",
-	        "The largest playout lag among live calls (each call's latest "
-	            "echo).",
+	s->m_draining    = metrics_gauge(m, "draining",
+	       "1 while stopping gracefully (SIGTERM): no new calls, live ones "
+	          "finish.",
+	       NULL);
+	s->m_refused_draining
+	    = metrics_counter(m, "exotel_upgrades_refused_draining_total",
+	        "WebSocket upgrades refused with 503 while draining.", NULL);
+	s->m_lag     = metrics_gauge(m, "playout_lag_ms",
+	        "Agent audio sent to Exotel but not yet played, at the latest "
+	            "mark echo (any call).",
 	        NULL);
+	s->m_lag_max = metrics_gauge(m, "playout_lag_max_ms",
+	    "The largest playout lag among live calls (each call's latest "
+	    "echo).",
+	    NULL);
 	for (size_t i = 0; i <= N_LAG; i++) {
 		if (i < N_LAG)
 			snprintf(l, sizeof(l), "le=\"%u\"", lag_le[i]);
@@ -1642,7 +1663,7 @@ server_start(struct server **out, const struct server_opts *o)
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return ENOMEM;
-	s->o        = *o;
+	s->o = *o;
 	atomic_init(&s->cap_free, -1);
 	atomic_init(&s->cap_total, 0);
 	s->max_msg  = o->max_msg ? o->max_msg : 256 * 1024;
@@ -1795,6 +1816,48 @@ server_stop(struct server *s)
 	free(s);
 }
 
+void
+server_drain(struct server *s)
+{
+	size_t n = server_open_sockets(s);
+
+	if (atomic_exchange(&s->draining, 1))
+		return;
+	metric_set(s->m_draining, 1);
+	LOGI(s->o.log, NULL,
+	    "draining: no new calls (upgrades get 503, /readyz 503); %zu "
+	    "socket(s) open, %d call(s) live go on",
+	    n, atomic_load(&s->ncalls));
+}
+
+size_t
+server_open_sockets(const struct server *s)
+{
+	size_t n = 0;
+
+	for (const struct conn *c = s->conns; c; c = c->next)
+		n++;
+	return n;
+}
+
+void
+server_end_calls(struct server *s, const char *reason)
+{
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->close_pending)
+			continue;
+		if (c->state == CONN_LIVE || c->state == CONN_STOPPED) {
+			if (c->state == CONN_LIVE)
+				LOGI(s->o.log, &c->lc,
+				    "drain time is up: ending the call (%s)",
+				    reason);
+			conn_end(s, c, reason, reason);
+		} else {
+			conn_close(c, LWS_CLOSE_STATUS_NORMAL, reason);
+		}
+	}
+}
+
 int
 server_service(struct server *s)
 {
@@ -1811,18 +1874,20 @@ server_ready(struct server *s, char *detail, size_t len)
 	/* A load balancer should send calls elsewhere while this cell
 	 * cannot serve one: egress away, or every PersonaPlex server busy.
 	 * With no servers configured at all there is nothing to wait for. */
-	int no_capacity = egress && cap_free == 0 && cap_total > 0;
-	int ready       = listening && egress && !no_capacity;
+	int  no_capacity = egress && cap_free == 0 && cap_total > 0;
+	int  draining    = atomic_load(&s->draining);
+	int  ready       = listening && egress && !no_capacity && !draining;
 	char cap[48];
 
 	if (cap_free < 0 || !egress)
 		snprintf(cap, sizeof(cap), "unknown");
 	else
-		snprintf(cap, sizeof(cap), "%d of %d free", cap_free,
-		    cap_total);
+		snprintf(
+		    cap, sizeof(cap), "%d of %d free", cap_free, cap_total);
 	snprintf(detail, len,
-	    "%s on %s; calls %d; PersonaPlex capacity %s%s; bus transcoder "
-	    "peers %d, control peers %d%s",
+	    "%s%s on %s; calls %d; PersonaPlex capacity %s%s; bus "
+	    "transcoder peers %d, control peers %d%s",
+	    draining ? "draining (stopping: no new calls); " : "",
 	    listening ? "listening" : "not listening", s->listen_desc,
 	    atomic_load(&s->ncalls), cap, no_capacity ? " (no capacity)" : "",
 	    bus_peers(s->o.bus_transcoder), bus_peers(s->o.bus_control),

@@ -36,7 +36,7 @@ struct server_opts {
 	const char *dtmf_hangup; /* digits that end the call; NULL/"" none */
 	/* PEM certificate (chain) and private key files: set both to serve
 	 * wss:// (TLS 1.2 or later) instead of ws://. */
-	const char *tls_cert, *tls_key;
+	const char        *tls_cert, *tls_key;
 	const struct auth *auth; /* NULL or no credentials: auth off */
 	struct log        *log;
 	struct metrics    *metrics;
@@ -50,6 +50,18 @@ int server_start(struct server **out, const struct server_opts *o);
 /* Ends every call (call_stop on the bus, reason "bridge_error"), closes
  * the sockets and frees the server. The owner flushes the buses after. */
 void server_stop(struct server *s);
+
+/* Graceful stop, first step: from now on new upgrades get 503 and
+ * /readyz answers 503 "draining"; calls already up go on as before. */
+void server_drain(struct server *s);
+
+/* Exotel sockets still open: calls, and sockets waiting for their start. */
+size_t server_open_sockets(const struct server *s);
+
+/* Graceful stop, when the drain time is up: ends every call still up
+ * (call_stop with reason, then a normal close, 1000) and closes sockets
+ * still waiting for their start. They close over the next turns. */
+void server_end_calls(struct server *s, const char *reason);
 
 /* One turn of the lws loop; returns lws_service's result (<0: fatal). */
 int server_service(struct server *s);

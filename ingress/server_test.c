@@ -1227,6 +1227,60 @@ test_readyz_capacity(void)
 	return 0;
 }
 
+/* Graceful stop: after server_drain new upgrades get 503 and /readyz
+ * says draining, while the live call goes on; server_end_calls ends it
+ * with call_stop and a normal close. */
+static int
+test_drain(void)
+{
+	static struct client a, b;
+	char                 d[512];
+	unsigned             audio;
+
+	if (setup())
+		return 1;
+	TEST_ASSERT(try_call(&a, "/exotel", NULL, sid1, NULL));
+	TEST_EQ(server_ready(fx.srv, d, sizeof(d)), 1);
+	server_drain(fx.srv);
+	TEST_EQ(server_ready(fx.srv, d, sizeof(d)), 0);
+	TEST_ASSERT(strstr(d, "draining") != NULL);
+	TEST_ASSERT(metric_is("exoplex_draining 1"));
+
+	TEST_ASSERT(client_open(&b, "/exotel") != 0);
+	TEST_ASSERT(strstr(b.http_status, " 503") != NULL);
+	client_close(&b);
+	TEST_ASSERT(metric_is(
+	    "exoplex_exotel_upgrades_refused_draining_total 1"));
+
+	/* The live call still carries audio both ways. */
+	audio = fx.pt.audio_frames;
+	send_media(&a, sid1, 320);
+	for (int i = 0; i < 100 && fx.pt.audio_frames == audio; i++)
+		pump(&a, 10);
+	TEST_ASSERT(fx.pt.audio_frames > audio);
+	send_playback(sid1, 8000, 3200);
+	for (int i = 0; i < 100 && a.media_bytes == 0; i++)
+		pump(&a, 10);
+	TEST_ASSERT(a.media_bytes > 0);
+	TEST_EQ(fx.pt.stops, 0);
+	TEST_EQ(server_open_sockets(fx.srv), 1);
+
+	server_end_calls(fx.srv, "bridge_error");
+	for (int i = 0; i < 200 && !a.closed; i++)
+		pump(&a, 10);
+	TEST_ASSERT(a.closed);
+	TEST_EQ(a.close_code, 1000);
+	for (int i = 0; i < 100 && fx.pc.stops == 0; i++)
+		pump(NULL, 10);
+	TEST_STREQ(fx.pc.stop_reason, "bridge_error");
+	client_close(&a);
+	for (int i = 0; i < 200 && server_open_sockets(fx.srv); i++)
+		pump(NULL, 10);
+	TEST_EQ(server_open_sockets(fx.srv), 0);
+	teardown();
+	return 0;
+}
+
 static int
 test_capacity(void)
 {
@@ -1422,7 +1476,7 @@ test_rate_24k(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_call), TEST(test_refusals), TEST(test_hangup_and_announce),
+TEST_MAIN(TEST(test_drain), TEST(test_call), TEST(test_refusals), TEST(test_hangup_and_announce),
     TEST(test_marks), TEST(test_mark_fallback), TEST(test_clear),
     TEST(test_dtmf_hangup), TEST(test_auth), TEST(test_capacity), TEST(test_readyz_capacity),
     TEST(test_bad_input), TEST(test_rate_24k))
