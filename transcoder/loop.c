@@ -40,6 +40,7 @@ struct call {
 	uint64_t           seq_in; /* frames sent to ingress */
 	uint64_t           seq_eg; /* frames sent to egress */
 	uint64_t           last_us;
+	uint64_t           start_us; /* mono: the last call_start for it */
 	uint64_t           ts_us; /* ts_us of the frame being handled */
 	uint32_t           ended; /* last session_ended */
 	uint32_t           serial; /* of the current uplink stream */
@@ -65,15 +66,20 @@ struct loop {
 	struct tcall_scratch *scratch; /* shared by every call's tcall */
 	uint64_t              sweep_us;
 	uint64_t              warn_us; /* loop-wide rate limit */
-	int16_t               pcm_in[PCM_SLICE];
-	uint8_t               pcm_out[PCM_OUT_MAX * 2];
-	size_t                pcm_fill; /* samples in pcm_out */
+	/* Ingress's link: its peer count and when loop_turn last looked;
+	 * calls not announced since orphan_from_us are freed at
+	 * orphan_until_us (0: no grace running). */
+	int      in_peers;
+	uint64_t check_us, orphan_from_us, orphan_until_us;
+	int16_t  pcm_in[PCM_SLICE];
+	uint8_t  pcm_out[PCM_OUT_MAX * 2];
+	size_t   pcm_fill; /* samples in pcm_out */
 
 	struct metric *m_calls, *m_started, *m_expired, *m_sessions;
 	struct metric *m_encoded, *m_decoded, *m_dec_err, *m_enc_err;
 	struct metric *m_sync, *m_holes, *m_unknown, *m_announce;
 	struct metric *m_bad_rate, *m_bad_pcm, *m_bad_start, *m_bad_id;
-	struct metric *m_transcribe;
+	struct metric *m_transcribe, *m_orphaned;
 };
 
 static void call_warn(struct call *c, const char *fmt, ...)
@@ -149,6 +155,10 @@ loop_metrics(struct loop *l)
 	        "Calls in transcribe mode (agent assist): no pipeline built, "
 	        "or the one built freed.",
 	        NULL);
+	l->m_orphaned = metrics_counter(m, "transcoder_calls_orphaned_total",
+	    "Calls freed because ingress left and did not announce them again "
+	    "in time.",
+	    NULL);
 }
 
 int
@@ -162,6 +172,8 @@ loop_alloc(struct loop **out, const struct loop_opts *o)
 	l->o = *o;
 	if (l->o.idle_s == 0)
 		l->o.idle_s = 60;
+	if (l->o.ingress_grace_ms == 0)
+		l->o.ingress_grace_ms = 3000;
 	if (strmap_alloc(&l->calls) || strmap_alloc(&l->pending)
 	    || tcall_scratch_alloc(&l->scratch)) {
 		strmap_free(l->calls);
@@ -170,8 +182,8 @@ loop_alloc(struct loop **out, const struct loop_opts *o)
 		return ENOMEM;
 	}
 	loop_metrics(l);
-	l->sweep_us = mono_us();
-	*out        = l;
+	l->sweep_us = l->check_us = mono_us();
+	*out                      = l;
 	return 0;
 }
 
@@ -495,7 +507,7 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 		return;
 	}
 	if (c) {
-		c->last_us = mono_us();
+		c->last_us = c->start_us = mono_us();
 		if (rate && rate != c->rate)
 			call_warn(c,
 			    "call_start says %d Hz, the call runs at "
@@ -536,6 +548,7 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 	c->lc.call_sid   = c->call_sid;
 	c->lc.stream_sid = c->id;
 	c->last_us       = mono_us();
+	c->start_us      = c->last_us;
 	to               = (struct tcall_opts) {
 		              .rate       = rate,
 		              .opus_rate  = l->o.opus_call_rate ? rate : 0,
@@ -786,6 +799,66 @@ loop_expire(struct loop *l, uint64_t now_us)
 	return total;
 }
 
+void
+loop_ingress_lost(struct loop *l, uint64_t since_us)
+{
+	/* A later loss restarts the grace: the newest ingress must
+	 * announce every call. */
+	l->orphan_from_us  = since_us;
+	l->orphan_until_us = since_us + l->o.ingress_grace_ms * 1000ull;
+	if (strmap_count(l->calls))
+		LOGI(l->o.log, NULL,
+		    "ingress left or reconnected: %zu call(s) must be "
+		    "announced again within %.1f s or are freed",
+		    strmap_count(l->calls), l->o.ingress_grace_ms / 1000.0);
+}
+
+static void
+find_orphan(const char *key, void *val, void *arg)
+{
+	struct expiry *e = arg;
+	struct call   *c = val;
+
+	if (e->n < 64 && c->start_us < e->l->orphan_from_us)
+		e->victims[e->n++] = c;
+}
+
+size_t
+loop_orphans(struct loop *l, uint64_t now_us)
+{
+	struct expiry e     = { .l = l, .now = now_us };
+	size_t        total = 0;
+
+	if (!l->orphan_until_us || now_us < l->orphan_until_us)
+		return 0;
+	l->orphan_until_us = 0;
+	do {
+		e.n = 0;
+		strmap_each(l->calls, find_orphan, &e);
+		for (size_t i = 0; i < e.n; i++) {
+			struct call    *c = e.victims[i];
+			struct pending *p;
+			char           *id = strdup(c->id);
+
+			LOGW(l->o.log, &c->lc,
+			    "ingress did not announce the call again within "
+			    "%.1f s: freeing it",
+			    l->o.ingress_grace_ms / 1000.0);
+			metric_inc(l->m_orphaned);
+			call_free(c, "ingress gone");
+			/* Its late frames (egress's last pages) ask for no
+			 * announce: nobody has the call. */
+			if (id && (p = pending_get(l, id, true)) != NULL) {
+				p->stopped = true;
+				p->seen_us = now_us;
+			}
+			free(id);
+		}
+		total += e.n;
+	} while (e.n == 64);
+	return total;
+}
+
 static void
 drain(struct loop *l, struct bus *b, int from_egress)
 {
@@ -827,11 +900,28 @@ loop_turn(struct loop *l, int timeout_ms)
 	poll(p, n, timeout_ms);
 	drain(l, l->o.ingress, 0);
 	drain(l, l->o.egress, 1);
-	if (bus_take_new_peer(l->o.ingress))
-		LOGI(l->o.log, NULL, "bus transcoder: ingress connected");
+	now = mono_us();
+	{
+		/* A new ingress re-announces what it has; one that left
+		 * may never come back. Either way the calls it does not
+		 * announce within the grace are gone: a call_start since
+		 * the previous look may already be the new one's. */
+		bool fresh = bus_take_new_peer(l->o.ingress);
+		int  peers = bus_peers(l->o.ingress);
+		if (fresh)
+			LOGI(l->o.log, NULL,
+			    "bus transcoder: ingress connected");
+		else if (l->in_peers && !peers)
+			LOGW(l->o.log, NULL,
+			    "bus transcoder: ingress disconnected");
+		if (fresh || (l->in_peers && !peers))
+			loop_ingress_lost(l, l->check_us);
+		l->in_peers = peers;
+		l->check_us = now;
+	}
 	if (bus_take_new_peer(l->o.egress))
 		LOGI(l->o.log, NULL, "bus egress: egress connected");
-	now = mono_us();
+	loop_orphans(l, now);
 	if (now - l->sweep_us >= SEC) {
 		l->sweep_us = now;
 		loop_expire(l, now);

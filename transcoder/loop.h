@@ -8,7 +8,9 @@
  * ingress. A frame for an unknown call is dropped (counted) and answered
  * with announce, at most once a second per call id; a session_ready for
  * an unknown call is remembered so the call starts encoding as soon as
- * its call_start arrives. Calls silent for idle_s seconds are freed.
+ * its call_start arrives. Calls silent for idle_s seconds are freed, and
+ * so are calls a disconnected ingress does not announce again within
+ * ingress_grace_ms (loop_ingress_lost).
  *
  * The loop does not own the buses, the log, the metrics or the admin
  * server; loop_free frees the calls.
@@ -38,6 +40,9 @@ struct loop_opts {
 	int             bitrate;
 	bool            opus_call_rate; /* Opus at the call's rate, not 24k */
 	unsigned        idle_s; /* 0 = 60 */
+	/* After ingress leaves (or a new one connects), its calls not
+	 * announced again within this many ms are freed. 0 = 3000. */
+	unsigned ingress_grace_ms;
 };
 
 /* Returns 0 or ENOMEM. */
@@ -54,6 +59,17 @@ void loop_frame(struct loop *l, int from_egress, const Exo__Frame *f);
 /* Frees calls with no frame since idle_s before now_us (mono_us) and
  * forgets stale unknown-call entries. Returns the calls freed. */
 size_t loop_expire(struct loop *l, uint64_t now_us);
+
+/* Ingress went away, or a (new) ingress connected, at since_us (mono_us):
+ * every call must be announced again (a call_start after since_us)
+ * within ingress_grace_ms, or loop_orphans frees it. A restarted ingress
+ * has no calls: all of them go. loop_turn calls it when it sees the link
+ * change; exposed for tests. */
+void loop_ingress_lost(struct loop *l, uint64_t since_us);
+
+/* Once the grace is over at now_us, frees the calls not announced again
+ * since. Returns the calls freed (0 while the grace runs). */
+size_t loop_orphans(struct loop *l, uint64_t now_us);
 
 size_t loop_calls(const struct loop *l);
 

@@ -512,5 +512,50 @@ test_transcribe(void)
 	return 0;
 }
 
+/* Ingress gone: calls it does not announce again within the grace are
+ * freed, whether the loss is reported directly or seen on the link. */
+static int
+test_ingress_gone(void)
+{
+	static struct rig  r;
+	static struct seen s;
+	uint64_t           t;
+
+	if (rig_open(&r, "gone"))
+		return 1;
+	send_call_start(&r, "A", 8000);
+	send_call_start(&r, "B", 8000);
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 2);
+	/* A (new) ingress re-announces A only. */
+	t = mono_us();
+	loop_ingress_lost(r.loop, t);
+	send_call_start(&r, "A", 8000);
+	pump(&r, &s);
+	TEST_EQ(loop_orphans(r.loop, t), 0); /* the grace runs */
+	TEST_EQ(loop_calls(r.loop), 2);
+	TEST_EQ(loop_orphans(r.loop, t + 3001 * 1000ull), 1);
+	TEST_EQ(loop_calls(r.loop), 1);
+	TEST_EQ(loop_orphans(r.loop, t + 9000 * 1000ull), 0); /* once */
+	/* B's late frames ask nobody to announce it. */
+	send_audio(&r, "B", 8000, 0, 160);
+	pump(&r, &s);
+	TEST_EQ(s.announces, 0);
+
+	/* The link loses its peer: the loop starts the grace itself, and
+	 * nobody announces A again. */
+	bus_close(r.ingress);
+	r.ingress = NULL;
+	for (int i = 0; i < 400 && bus_peers(r.tx_in); i++)
+		loop_turn(r.loop, 5);
+	TEST_EQ(bus_peers(r.tx_in), 0);
+	loop_turn(r.loop, 5);
+	TEST_EQ(loop_calls(r.loop), 1);
+	TEST_EQ(loop_orphans(r.loop, mono_us() + 4000 * 1000ull), 1);
+	TEST_EQ(loop_calls(r.loop), 0);
+	rig_close(&r);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_call_8k), TEST(test_call_16k), TEST(test_call_24k),
-    TEST(test_expiry), TEST(test_transcribe))
+    TEST(test_expiry), TEST(test_transcribe), TEST(test_ingress_gone))

@@ -54,17 +54,17 @@ int
 main(int argc, char **argv)
 {
 	struct cfg_common cc;
-	struct cfg_opt    opts[CFG_COMMON_N + 4];
-	long              complexity = 0, bitrate = 0, idle_s = 0;
-	const char       *opus_rate = NULL;
-	char              err[512], url_in[512], url_eg[512], engine[32];
-	struct log        lg;
-	struct metrics   *metrics = NULL;
-	struct admin     *admin   = NULL;
-	struct bus       *bus_in = NULL, *bus_eg = NULL;
-	struct loop      *loop   = NULL;
-	struct ready_ctx  rc     = { 0 };
-	int               status = 1, n, rv;
+	struct cfg_opt    opts[CFG_COMMON_N + 5];
+	long             complexity = 0, bitrate = 0, idle_s = 0, grace_ms = 0;
+	const char      *opus_rate = NULL;
+	char             err[512], url_in[512], url_eg[512], engine[32];
+	struct log       lg;
+	struct metrics  *metrics = NULL;
+	struct admin    *admin   = NULL;
+	struct bus      *bus_in = NULL, *bus_eg = NULL;
+	struct loop     *loop   = NULL;
+	struct ready_ctx rc     = { 0 };
+	int              status = 1, n, rv;
 
 	n         = (int)cfg_common_opts(opts, &cc, "127.0.0.1:9101");
 	opts[n++] = (struct cfg_opt) { .flag = "opus-complexity",
@@ -101,6 +101,16 @@ main(int argc, char **argv)
 		.min                         = 1,
 		.max                         = 86400,
 		.help = "free a call after this many seconds without frames" };
+	opts[n++] = (struct cfg_opt) { .flag = "ingress-grace-ms",
+		.env                         = "EXOPLEX_INGRESS_GRACE_MS",
+		.def                         = "3000",
+		.type                        = CFG_INT,
+		.dst                         = &grace_ms,
+		.min                         = 100,
+		.max                         = 600000,
+		.help
+		= "when ingress disconnects (or a new one connects), "
+		  "free its calls not announced again within this time" };
 	rv = cfg_parse(opts, (size_t)n, argc, argv, "exoplex-transcoder", err,
 	    sizeof(err));
 	if (rv == 1)
@@ -164,7 +174,8 @@ main(int argc, char **argv)
 		.complexity          = (int)complexity,
 		.bitrate             = (int)bitrate,
 		.opus_call_rate      = !strcmp(opus_rate, "call"),
-		.idle_s              = (unsigned)idle_s };
+		.idle_s              = (unsigned)idle_s,
+		.ingress_grace_ms    = (unsigned)grace_ms };
 	if (loop_alloc(&loop, &lo) != 0) {
 		LOGE(&lg, NULL, "out of memory");
 		goto out;
