@@ -4,6 +4,10 @@
  * A call lives from its call_start until its call_stop, or until the bus
  * has been silent about it for idle_ms while nothing is pending on the
  * PersonaPlex side (its ingress or transcoder went away without a word).
+ * When ingress disconnects, or a new one connects, every call must be
+ * announced again within ingress_grace_ms: a restarted ingress has no
+ * calls, so the calls of one that died end promptly (sessions closed,
+ * servers released, call.ended bridge_error), not after idle_ms.
  * Frames for a call we do not know ask ingress for an announce (at most
  * once a second per call id) and are dropped; for a few seconds after a
  * call_stop its late frames are dropped quietly instead.
@@ -111,6 +115,7 @@ struct call {
 	unsigned reconnects; /* sessions replaced during the call */
 	uint64_t seq[LINKS];
 	uint64_t seen_us;
+	uint64_t announced_us; /* its last call_start */
 	uint64_t started_us;
 	uint64_t up_sent, up_dropped, down_pages;
 	uint64_t up_first_us, up_last_us; /* this session's uplink */
@@ -178,17 +183,23 @@ struct egress {
 	uint64_t               kick_due_us; /* 0: none scheduled */
 	uint64_t               rng;
 	uint32_t               renumber; /* see on_call_start */
-	uint64_t               cap_seq;
-	enum mode              default_mode; /* MODE_NONE: unset */
-	long                   cap_free_sent; /* -1: never sent */
-	atomic_bool            running;
-	atomic_uint            cap_free, cap_total;
-	struct metric         *m_calls, *m_unknown, *m_announce, *m_hangup,
+	/* Ingress's link: peers when the tick last looked, and when; calls
+	 * not announced since orphan_from_us end at orphan_until_us (0: no
+	 * grace running). */
+	int            i_peers;
+	uint64_t       i_check_us, orphan_from_us, orphan_until_us;
+	uint64_t       cap_seq;
+	enum mode      default_mode; /* MODE_NONE: unset */
+	long           cap_free_sent; /* -1: never sent */
+	atomic_bool    running;
+	atomic_uint    cap_free, cap_total;
+	struct metric *m_calls, *m_unknown, *m_announce, *m_hangup,
 	    *m_drop_not_ready, *m_drop_stale, *m_utterances, *m_expired,
-	    *m_no_capacity, *m_refused, *m_reconnects, *m_attempts, *m_gave_up,
-	    *m_warm_opened, *m_warm_taken, *m_hs_timeouts, *m_silent,
-	    *m_persona[3], *m_persona_unknown, *m_prompt_fallback, *m_clears,
-	    *m_view[POOL_VIEWS], *m_mode[2], *m_no_stt;
+	    *m_orphaned, *m_no_capacity, *m_refused, *m_reconnects,
+	    *m_attempts, *m_gave_up, *m_warm_opened, *m_warm_taken,
+	    *m_hs_timeouts, *m_silent, *m_persona[3], *m_persona_unknown,
+	    *m_prompt_fallback, *m_clears, *m_view[POOL_VIEWS], *m_mode[2],
+	    *m_no_stt;
 };
 
 static const struct session_cb call_session_cb;
@@ -1186,7 +1197,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 
 	if (c) {
 		/* Idempotent: a known call is only refreshed. */
-		c->seen_us = mono_us();
+		c->seen_us = c->announced_us = mono_us();
 		LOGD(e->o.log, &c->ids, "call_start again%s: refreshed",
 		    cs->reannounce ? " (reannounce)" : "");
 		return;
@@ -1212,7 +1223,7 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 	    cs->call_sid ? cs->call_sid : "");
 	c->ids.call_sid   = c->call_sid;
 	c->ids.stream_sid = c->id;
-	c->seen_us = c->started_us = mono_us();
+	c->seen_us = c->started_us = c->announced_us = mono_us();
 	metric_set(e->m_calls, (int64_t)strmap_count(e->calls));
 	if (cs->refused && *cs->refused) {
 		/* Ingress turned it away; its call_stop follows. */
@@ -1645,6 +1656,73 @@ retell_call(const char *id, void *val, void *arg)
 }
 
 static void
+find_orphan(const char *id, void *val, void *arg)
+{
+	struct call *c = val;
+	struct walk *w = arg;
+
+	if (c->announced_us < w->e->orphan_from_us)
+		walk_push(w, id);
+}
+
+/* The grace after ingress left is over: the calls it did not announce
+ * again end as if ingress had sent call_stop{bridge_error}. */
+static void
+end_orphans(struct egress *e, uint64_t now)
+{
+	struct walk w = { .e = e, .now = now };
+
+	if (!e->orphan_until_us || now < e->orphan_until_us)
+		return;
+	e->orphan_until_us = 0;
+	strmap_each(e->calls, find_orphan, &w);
+	for (size_t i = 0; i < w.n; i++) {
+		struct call *c = strmap_get(e->calls, w.ids[i]);
+		if (!c)
+			continue;
+		LOGW(e->o.log, &c->ids,
+		    "ingress did not announce the call again within %.1f s: "
+		    "ending it (bridge_error)",
+		    e->o.ingress_grace_ms / 1000.0);
+		metric_inc(e->m_orphaned);
+		quiet_set(e, c->id, now + QUIET_AFTER_STOP_US);
+		if (!call_stt_finish(c, "bridge_error"))
+			call_report_end(c, "bridge_error");
+		call_free(c, "ingress gone");
+	}
+	free(w.ids);
+}
+
+/* Ingress left, or a (new) ingress connected: every call must be
+ * announced again after since_us. A call_start handled since the tick
+ * last looked may already come from the new one. */
+static void
+ingress_changed(struct egress *e, uint64_t now)
+{
+	bool fresh = bus_take_new_peer(e->links[LINK_I].bus);
+	int  peers = bus_peers(e->links[LINK_I].bus);
+	bool left  = e->i_peers && !peers;
+
+	if (fresh)
+		capacity_update(e, true);
+	if (left)
+		LOGW(e->o.log, NULL, "bus control: ingress disconnected");
+	if ((fresh || left) && strmap_count(e->calls)) {
+		e->orphan_from_us = e->i_check_us;
+		e->orphan_until_us
+		    = e->i_check_us + (uint64_t)e->o.ingress_grace_ms * 1000;
+		LOGI(e->o.log, NULL,
+		    "ingress %s: %zu call(s) must be announced again within "
+		    "%.1f s or end",
+		    fresh ? "(re)connected" : "left", strmap_count(e->calls),
+		    e->o.ingress_grace_ms / 1000.0);
+	}
+	e->i_peers    = peers;
+	e->i_check_us = now;
+	end_orphans(e, now);
+}
+
+static void
 tick(lws_sorted_usec_list_t *sul)
 {
 	struct egress *e = lws_container_of(sul, struct egress, tick);
@@ -1652,8 +1730,7 @@ tick(lws_sorted_usec_list_t *sul)
 	work(e, true);
 	if (bus_take_new_peer(e->links[LINK_T].bus))
 		strmap_each(e->calls, retell_call, NULL);
-	if (bus_take_new_peer(e->links[LINK_I].bus))
-		capacity_update(e, true);
+	ingress_changed(e, mono_us());
 	lws_sul_schedule(e->ctx, 0, &e->tick, tick, TICK_US);
 }
 
@@ -1852,6 +1929,10 @@ setup_metrics(struct egress *e)
 	     NULL);
 	e->m_expired     = metrics_counter(m, "egress_calls_expired_total",
 	        "Calls dropped after their peers went silent about them.", NULL);
+	e->m_orphaned    = metrics_counter(m, "egress_calls_orphaned_total",
+	       "Calls ended because ingress left and did not announce them again "
+	          "in time.",
+	       NULL);
 	e->m_no_capacity = metrics_counter(m, "egress_calls_refused_total",
 	    "Calls egress turned away, by reason.", "reason=\"no_capacity\"");
 	e->m_refused
@@ -1974,6 +2055,9 @@ egress_alloc(
 		e->o.text_gap_ms = 600;
 	if (!e->o.idle_ms)
 		e->o.idle_ms = 30000;
+	if (!e->o.ingress_grace_ms)
+		e->o.ingress_grace_ms = 3000;
+	e->i_check_us = mono_us();
 	if (!e->o.handshake_ms)
 		e->o.handshake_ms = 15000;
 	if (!e->o.reconnect_ms)

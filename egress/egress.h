@@ -61,11 +61,14 @@ struct egress_opts {
 	bool        insecure; /* no certificate checks for wss:// */
 	unsigned    text_gap_ms; /* 0 = 600: silence ending an utterance */
 	unsigned    idle_ms; /* 0 = 30000: see egress.c */
-	size_t      uplink_queue; /* pages per session; 0 = 50 */
-	unsigned    warm; /* idle servers kept connected, handshake done */
-	unsigned    handshake_ms; /* 0 = 15000: wait for 0x00 */
-	unsigned    reconnect_ms; /* 0 = 10000: budget to replace a session */
-	unsigned    liveness_ms; /* 0 = 10000: silence that ends a session */
+	/* After ingress disconnects (or a new one connects), its calls not
+	 * announced again within this many ms end (bridge_error). 0 = 3000 */
+	unsigned ingress_grace_ms;
+	size_t   uplink_queue; /* pages per session; 0 = 50 */
+	unsigned warm; /* idle servers kept connected, handshake done */
+	unsigned handshake_ms; /* 0 = 15000: wait for 0x00 */
+	unsigned reconnect_ms; /* 0 = 10000: budget to replace a session */
+	unsigned liveness_ms; /* 0 = 10000: silence that ends a session */
 	/* Server backoff after failures: 0 = 1000 doubling to 30000. */
 	unsigned      backoff_ms, backoff_max_ms;
 	uint64_t      seed; /* jitter; 0 = from the clock */

@@ -46,6 +46,7 @@ struct peer {
 struct fix_opts {
 	int         servers; /* stand-ins configured (0..NSRV) */
 	unsigned    warm, handshake_ms, reconnect_ms, liveness_ms;
+	unsigned    ingress_grace_ms;
 	const char *personas; /* file contents; NULL: none */
 	const char *default_mode; /* EXOPLEX_DEFAULT_MODE; NULL: unset */
 	int         raw_port; /* >0: one more server, a bare TCP listener */
@@ -138,22 +139,23 @@ fix_init_opts(struct fix *x, const struct fix_opts *fo)
 	if (bus_open(&x->tr.bus, &bo))
 		return 1;
 
-	eo.log           = &x->lg;
-	eo.metrics       = x->m;
-	eo.to_transcoder = x->to_t;
-	eo.to_ingress    = x->to_i;
-	eo.urls          = fo->servers || fo->raw_port ? x->urls : NULL;
-	eo.voice_prompt  = "NATF2.pt";
-	eo.text_prompt   = "You answer the phone.";
-	eo.personas      = fo->personas ? x->personas : NULL;
-	eo.warm          = fo->warm;
-	eo.handshake_ms  = fo->handshake_ms;
-	eo.reconnect_ms  = fo->reconnect_ms;
-	eo.liveness_ms   = fo->liveness_ms;
-	eo.text_gap_ms   = 100;
-	eo.default_mode  = fo->default_mode;
-	eo.backoff_ms    = 5000; /* a failed server stays out of tests */
-	eo.seed          = 1;
+	eo.log              = &x->lg;
+	eo.metrics          = x->m;
+	eo.to_transcoder    = x->to_t;
+	eo.to_ingress       = x->to_i;
+	eo.urls             = fo->servers || fo->raw_port ? x->urls : NULL;
+	eo.voice_prompt     = "NATF2.pt";
+	eo.text_prompt      = "You answer the phone.";
+	eo.personas         = fo->personas ? x->personas : NULL;
+	eo.warm             = fo->warm;
+	eo.handshake_ms     = fo->handshake_ms;
+	eo.reconnect_ms     = fo->reconnect_ms;
+	eo.liveness_ms      = fo->liveness_ms;
+	eo.ingress_grace_ms = fo->ingress_grace_ms;
+	eo.text_gap_ms      = 100;
+	eo.default_mode     = fo->default_mode;
+	eo.backoff_ms       = 5000; /* a failed server stays out of tests */
+	eo.seed             = 1;
 	if (egress_alloc(&x->eg, &eo, err, sizeof(err))) {
 		fprintf(stderr, "egress_alloc: %s\n", err);
 		return 1;
@@ -249,6 +251,8 @@ pump(struct fix *x)
 	bus_flush(x->to_t);
 	bus_flush(x->to_i);
 	for (int i = 0; i < 2; i++) {
+		if (!peers[i]->bus)
+			continue; /* closed by the test: a peer gone */
 		bus_flush(peers[i]->bus);
 		int rc;
 		while ((rc = bus_recv(peers[i]->bus, &env)) != EAGAIN) {
@@ -1183,11 +1187,68 @@ test_check_opts(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_call_flow), TEST(test_unknown_call_announced_once),
-    TEST(test_pool_admission), TEST(test_refused_call),
-    TEST(test_handshake_timeout_moves_on), TEST(test_reconnect_after_drop),
-    TEST(test_reconnect_gives_up), TEST(test_silent_server_replaced),
-    TEST(test_warm_session), TEST(test_personas),
-    TEST(test_stop_while_connecting), TEST(test_stop_while_upgrade_pending),
-    TEST(test_stop_with_traffic), TEST(test_no_server_configured),
-    TEST(test_transcribe_leases_nothing), TEST(test_check_opts))
+/* Ingress dies and a new one comes up: the calls it does not announce
+ * again within the grace end (session closed, server released); the one
+ * it announces goes on. */
+static int
+test_ingress_gone(void)
+{
+	struct fix      x;
+	struct fix_opts fo = { .servers = 2, .ingress_grace_ms = 300 };
+	struct bus_opts bo = { 0 };
+	char            u[128];
+
+	TEST_EQ(fix_init_opts(&x, &fo), 0);
+	x.fake[0].auto_hs = x.fake[1].auto_hs = true;
+	PUMP_UNTIL(&x, bus_peers(x.to_t) && bus_peers(x.to_i));
+	send_call_start(&x, "A", false);
+	send_call_start(&x, "B", false);
+	PUMP_UNTIL(&x,
+	    count(&x.in, EXO__FRAME__BODY_SESSION_READY, "A")
+	        && count(&x.in, EXO__FRAME__BODY_SESSION_READY, "B"));
+	TEST_EQ(servers_in(&x, "busy"), 2);
+
+	/* The old ingress is gone; a new one knows only A. */
+	bus_close(x.in.bus);
+	x.in.bus = NULL;
+	PUMP_UNTIL(&x, !bus_peers(x.to_i));
+	pump_ms(&x, 150); /* the tick sees it leave */
+	bo = (struct bus_opts) { .link = "control",
+		.url                   = u,
+		.self                  = "ingress",
+		.metrics               = x.pm,
+		.log                   = &x.lg };
+	snprintf(u, sizeof(u), "ipc://%s/control.sock", x.dir);
+	TEST_EQ(bus_open(&x.in.bus, &bo), 0);
+	PUMP_UNTIL(&x, bus_peers(x.to_i));
+	send_call_start(&x, "A", true);
+	PUMP_UNTIL(&x, egress_calls(x.eg) == 1);
+	PUMP_UNTIL(&x, x.fake[0].open + x.fake[1].open == 1);
+	PUMP_UNTIL(&x, servers_in(&x, "busy") == 1);
+	TEST_EQ(metric_val(x.m, "exoplex_egress_calls_orphaned_total"), 1);
+	/* B's late frames ask nobody for an announce. */
+	send_uplink(&x, "B", 1, 9, false);
+	pump_ms(&x, 50);
+	TEST_EQ(count(&x.in, EXO__FRAME__BODY_ANNOUNCE, "B"), 0);
+
+	/* And with nobody coming back, A ends too. */
+	bus_close(x.in.bus);
+	x.in.bus = NULL;
+	PUMP_UNTIL(&x, !bus_peers(x.to_i));
+	TEST_EQ(bus_open(&x.in.bus, &bo), 0); /* a new ingress, no calls */
+	PUMP_UNTIL(&x, egress_calls(x.eg) == 0);
+	PUMP_UNTIL(&x, servers_in(&x, "busy") == 0);
+	TEST_EQ(metric_val(x.m, "exoplex_egress_calls_orphaned_total"), 2);
+	fix_fini(&x);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_ingress_gone), TEST(test_call_flow),
+    TEST(test_unknown_call_announced_once), TEST(test_pool_admission),
+    TEST(test_refused_call), TEST(test_handshake_timeout_moves_on),
+    TEST(test_reconnect_after_drop), TEST(test_reconnect_gives_up),
+    TEST(test_silent_server_replaced), TEST(test_warm_session),
+    TEST(test_personas), TEST(test_stop_while_connecting),
+    TEST(test_stop_while_upgrade_pending), TEST(test_stop_with_traffic),
+    TEST(test_no_server_configured), TEST(test_transcribe_leases_nothing),
+    TEST(test_check_opts))

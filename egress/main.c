@@ -33,10 +33,11 @@ struct settings {
 	struct cfg_common  common;
 	struct egress_opts eg;
 	long warm, handshake_ms, reconnect_ms, liveness_ms, text_gap_ms;
+	long ingress_grace_ms;
 	struct webhook_opts hooks;
 	const char         *vad_silence, *vad_threshold;
 	long                min_speech_ms, min_silence_ms;
-	struct cfg_opt      opts[CFG_COMMON_N + 12 + HOOKS_CFG_N + 9];
+	struct cfg_opt      opts[CFG_COMMON_N + 13 + HOOKS_CFG_N + 9];
 	size_t              n;
 };
 
@@ -148,6 +149,11 @@ settings_table(struct settings *s)
 	    "EXOPLEX_AGENT_TEXT_GAP_MS", "600", CFG_INT, &s->text_gap_ms, 50,
 	    60000, NULL, false, "silence in the agent's text that ends an "
 	    "utterance (agent_text)", NULL };
+	s->opts[s->n++] = (struct cfg_opt) { "ingress-grace-ms",
+	    "EXOPLEX_INGRESS_GRACE_MS", "3000", CFG_INT, &s->ingress_grace_ms,
+	    100, 600000, NULL, false, "when ingress disconnects (or a new "
+	    "one connects), end its calls not announced again within this "
+	    "time (sessions closed, call.ended bridge_error)", NULL };
 	s->opts[s->n++] = (struct cfg_opt) { "personaplex-ca",
 	    "EXOPLEX_PERSONAPLEX_CA", NULL, CFG_STR, &e->ca_file, 0, 0, NULL,
 	    false, "PEM CA file trusted for wss:// besides the system's "
@@ -193,11 +199,12 @@ main(int argc, char **argv)
 	    s.opts, s.n, argc, argv, "exoplex-egress", err, sizeof(err));
 	if (rc == 1)
 		return 0;
-	s.eg.warm         = (unsigned)s.warm;
-	s.eg.handshake_ms = (unsigned)s.handshake_ms;
-	s.eg.reconnect_ms = (unsigned)s.reconnect_ms;
-	s.eg.liveness_ms  = (unsigned)s.liveness_ms;
-	s.eg.text_gap_ms  = (unsigned)s.text_gap_ms;
+	s.eg.warm             = (unsigned)s.warm;
+	s.eg.handshake_ms     = (unsigned)s.handshake_ms;
+	s.eg.reconnect_ms     = (unsigned)s.reconnect_ms;
+	s.eg.liveness_ms      = (unsigned)s.liveness_ms;
+	s.eg.text_gap_ms      = (unsigned)s.text_gap_ms;
+	s.eg.ingress_grace_ms = (unsigned)s.ingress_grace_ms;
 	if (rc == 0) {
 		s.eg.stt.vad_silence_s  = strtod(s.vad_silence, NULL);
 		s.eg.stt.vad_threshold  = strtod(s.vad_threshold, NULL);
