@@ -4,6 +4,7 @@
 #include "callbus.h"
 
 #include <string.h>
+#include <strings.h>
 
 void
 callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
@@ -41,13 +42,34 @@ callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
 	cs->bit_rate    = (char *)s->bit_rate;
 	cs->started_us  = ci->started_us;
 	cs->reannounce  = reannounce;
-	cs->mode        = (char *)(ci->mode && *ci->mode ? ci->mode : "agent");
+	/* Empty until decided: egress decides and says so (call_mode). */
+	cs->mode = (char *)(ci->mode ? ci->mode : "");
 	if (ci->refused && *ci->refused)
 		cs->refused = (char *)ci->refused;
 
 	f->call_id    = (char *)ci->stream_sid;
 	f->body_case  = EXO__FRAME__BODY_CALL_START;
 	f->call_start = cs;
+}
+
+const char *
+callbus_mode_asked(const struct exotel_start *s, bool *bad)
+{
+	if (bad)
+		*bad = false;
+	for (size_t i = 0; i < s->n_custom; i++) {
+		const char *v = s->custom[i].val;
+		if (strcmp(s->custom[i].key, "mode") != 0)
+			continue;
+		if (!strcasecmp(v, "agent"))
+			return "agent";
+		if (!strcasecmp(v, "transcribe"))
+			return "transcribe";
+		if (bad)
+			*bad = true;
+		return NULL;
+	}
+	return NULL;
 }
 
 void
@@ -69,6 +91,7 @@ callbus_stop_frame(Exo__Frame *f, Exo__CallStop *s, const struct call_info *ci,
 {
 	exo__call_stop__init(s);
 	s->reason    = (char *)reason;
+	s->mode      = (char *)(ci->mode ? ci->mode : "");
 	f->call_id   = (char *)ci->stream_sid;
 	f->body_case = EXO__FRAME__BODY_CALL_STOP;
 	f->call_stop = s;

@@ -19,7 +19,10 @@ struct call_info {
 	struct exotel_start start; /* as parsed from Exotel's start */
 	int                 rate; /* the call's rate, decided */
 	uint64_t            started_us; /* wall clock of start */
-	const char *mode;    /* call_start.mode: NULL = "agent" */
+	/* "agent" or "transcribe" (static strings): custom_parameters.mode
+	 * at start, then egress's call_mode; NULL = not decided yet. Goes
+	 * in call_start.mode and call_stop.mode. */
+	const char *mode;
 	const char *refused; /* call_start.refused: NULL, or why refused */
 };
 
@@ -36,6 +39,11 @@ struct callbus_start {
  * ts_us. */
 void callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
     const struct call_info *ci, bool reannounce);
+
+/* The mode custom_parameters.mode asks for: "agent" or "transcribe"
+ * (any case), else NULL; *bad (may be NULL) is set when the key is there
+ * with another value. */
+const char *callbus_mode_asked(const struct exotel_start *s, bool *bad);
 
 /* Fills f with caller_audio / call_stop / dtmf for ci. */
 void callbus_audio_frame(Exo__Frame *f, Exo__Audio *a,

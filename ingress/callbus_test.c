@@ -70,8 +70,15 @@ test_start(void)
 	TEST_EQ(cs->n_extra, 1);
 	TEST_STREQ(cs->extra[0]->key, "leg_sid");
 	TEST_STREQ(cs->extra[0]->value, "L1");
-	TEST_STREQ(cs->mode, "agent");
+	/* Not decided: egress decides (call_mode). */
+	TEST_STREQ(cs->mode, "");
 	exo__frame__free_unpacked(g, NULL);
+	ci.mode = "transcribe";
+	callbus_start_frame(&f, &b, &ci, true);
+	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
+	TEST_STREQ(g->call_start->mode, "transcribe");
+	exo__frame__free_unpacked(g, NULL);
+	ci.mode = NULL;
 
 	/* A refused call says so, and a token taken out never travels. */
 	{
@@ -128,6 +135,12 @@ test_others(void)
 	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
 	TEST_EQ(g->body_case, EXO__FRAME__BODY_CALL_STOP);
 	TEST_STREQ(g->call_stop->reason, "callended");
+	TEST_STREQ(g->call_stop->mode, "");
+	exo__frame__free_unpacked(g, NULL);
+	ci.mode = "transcribe";
+	callbus_stop_frame(&f, &st, &ci, "stopped");
+	TEST_ASSERT((g = roundtrip(&f, buf, sizeof(buf))) != NULL);
+	TEST_STREQ(g->call_stop->mode, "transcribe");
 	exo__frame__free_unpacked(g, NULL);
 
 	callbus_dtmf_frame(&f, &d, &ci, &x);
@@ -153,4 +166,35 @@ test_others(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_start), TEST(test_others))
+/* custom_parameters.mode: agent or transcribe, any case; anything else
+ * is reported and asks for nothing. */
+static int
+test_mode_asked(void)
+{
+	struct exotel_start s;
+	bool                bad;
+
+	memset(&s, 0, sizeof(s));
+	TEST_ASSERT(callbus_mode_asked(&s, &bad) == NULL);
+	TEST_ASSERT(!bad);
+	strcpy(s.custom[0].key, "persona");
+	strcpy(s.custom[0].val, "assist");
+	strcpy(s.custom[1].key, "mode");
+	strcpy(s.custom[1].val, "Transcribe");
+	s.n_custom = 2;
+	TEST_STREQ(callbus_mode_asked(&s, &bad), "transcribe");
+	TEST_ASSERT(!bad);
+	strcpy(s.custom[1].val, "agent");
+	TEST_STREQ(callbus_mode_asked(&s, NULL), "agent");
+	strcpy(s.custom[1].val, "listen");
+	TEST_ASSERT(callbus_mode_asked(&s, &bad) == NULL);
+	TEST_ASSERT(bad);
+	/* Keys are case-sensitive, like every custom parameter. */
+	strcpy(s.custom[1].key, "Mode");
+	strcpy(s.custom[1].val, "transcribe");
+	TEST_ASSERT(callbus_mode_asked(&s, &bad) == NULL);
+	TEST_ASSERT(!bad);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_start), TEST(test_others), TEST(test_mode_asked))

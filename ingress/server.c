@@ -26,6 +26,12 @@
  *   socket closed, or closed by us for bad input, before a stop
  *                       → call_stop{"bridge_error"}
  *   server_stop         → call_stop{"bridge_error"}
+ *
+ * A call's mode (call_info.mode): custom_parameters.mode at start, then
+ * what egress decides (call_mode). In "transcribe" mode (agent assist,
+ * Exotel's one-way Stream applet) nothing at all is sent to Exotel (no
+ * media, mark or clear) and the caller's audio goes to egress only (for
+ * speech-to-text), not to the transcoder.
  */
 #include "server.h"
 
@@ -188,6 +194,7 @@ struct conn {
 #define LOGGED_PLAYBACK_RATE (1ull << 62)
 #define LOGGED_UNKNOWN_MARK (1ull << 61)
 #define LOGGED_MARK_EXPIRED (1ull << 60)
+#define LOGGED_TRANSCRIBE_OUT (1ull << 59)
 
 struct server {
 	struct server_opts  o;
@@ -236,6 +243,13 @@ struct server {
 };
 
 /* ---- helpers ---------------------------------------------------------- */
+
+/* Agent assist: Exotel expects nothing back, and there is no agent. */
+static bool
+transcribe(const struct conn *c)
+{
+	return c->ci.mode != NULL && strcmp(c->ci.mode, "transcribe") == 0;
+}
 
 /* Text from a socket, made safe for one log line (no control bytes). */
 static const char *
@@ -618,6 +632,14 @@ on_start(struct server *s, struct conn *c, const struct exotel_msg *m)
 		metric_inc(s->m_auth_ok[AUTH_VIA_CUSTOM]);
 	}
 	OPENSSL_cleanse(tok, sizeof(tok));
+	{
+		bool bad;
+		c->ci.mode = callbus_mode_asked(&c->ci.start, &bad);
+		if (bad)
+			LOGW(s->o.log, &c->lc,
+			    "custom_parameters.mode is neither agent nor "
+			    "transcribe: egress decides the mode");
+	}
 	if (!c->authed) {
 		metric_inc(s->m_auth_bad_start);
 		conn_refuse(s, c, "auth_failed",
@@ -705,8 +727,11 @@ on_media(struct server *s, struct conn *c, const struct exotel_msg *m)
 	callbus_audio_frame(
 	    &f, &a, &c->ci, m->u.media.pcm, m->u.media.pcm_len);
 	f.ts_us = wall_us();
-	f.seq   = ++c->seq_t;
-	bus_send(s->o.bus_transcoder, &f);
+	/* Without an agent the transcoder has nothing to do with it. */
+	if (!transcribe(c)) {
+		f.seq = ++c->seq_t;
+		bus_send(s->o.bus_transcoder, &f);
+	}
 	/* The same audio goes straight to egress for speech-to-text, so
 	 * transcripts do not depend on the transcoder being up. */
 	f.seq = ++c->seq_c;
@@ -1226,6 +1251,37 @@ on_clear(struct server *s, struct conn *c, const Exo__Frame *f)
 	report_playout(s, c, mono_us());
 }
 
+/* egress decided the call's mode. It is kept for re-announces and the
+ * call_stop; a transcribe call drops whatever playback it had (none
+ * normally: it never has a PersonaPlex session). */
+static void
+on_call_mode(struct server *s, struct conn *c, const Exo__CallMode *m)
+{
+	const char *mode = !strcmp(m->mode, "transcribe") ? "transcribe"
+	    : !strcmp(m->mode, "agent")                   ? "agent"
+	                                                  : NULL;
+	char        t[40];
+
+	if (mode == NULL) {
+		metric_inc(s->m_bus_bad);
+		LOGW(s->o.log, &c->lc, "call_mode '%s' from egress: ignored",
+		    safe(t, sizeof(t), m->mode));
+		return;
+	}
+	LOGI(s->o.log, &c->lc, "mode %s (by %s)%s", mode,
+	    safe(t, sizeof(t), m->by),
+	    !strcmp(mode, "transcribe") ? ": nothing goes back to Exotel"
+	                                : "");
+	c->ci.mode = mode;
+	if (transcribe(c) && c->state == CONN_LIVE) {
+		playback_clear(c->pb);
+		outq_reset(&c->q);
+		c->stall_since = 0;
+		playout_clear(&c->po);
+		set_playing(s, c, false);
+	}
+}
+
 /* egress says how many PersonaPlex servers could take a call now. */
 static void
 on_capacity(struct server *s, const Exo__Capacity *cap)
@@ -1259,7 +1315,25 @@ on_frame(struct server *s, struct bus *b, const Exo__Frame *f)
 		    bus_kind_name(f), f->call_id);
 		return;
 	}
+	/* Nothing goes back to a Stream applet, whatever arrives. */
+	if (transcribe(c)
+	    && (f->body_case == EXO__FRAME__BODY_PLAYBACK_AUDIO
+	        || f->body_case == EXO__FRAME__BODY_CLEAR)) {
+		metric_inc(s->m_bus_bad);
+		if (!(c->logged & LOGGED_TRANSCRIBE_OUT)) {
+			c->logged |= LOGGED_TRANSCRIBE_OUT;
+			LOGW(s->o.log, &c->lc,
+			    "%s for a transcribe call: dropped (nothing goes "
+			    "back to Exotel)",
+			    bus_kind_name(f));
+		}
+		return;
+	}
 	switch (f->body_case) {
+	case EXO__FRAME__BODY_CALL_MODE:
+		if (b == s->o.bus_control && f->call_mode)
+			on_call_mode(s, c, f->call_mode);
+		break;
 	case EXO__FRAME__BODY_PLAYBACK_AUDIO: {
 		const Exo__Audio *a = f->playback_audio;
 		if (c->close_pending)
@@ -1400,6 +1474,8 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 			conn_close(c, LWS_CLOSE_STATUS_NORMAL, "stopped");
 		return;
 	}
+	if (transcribe(c))
+		return; /* nothing to pace, mark or send */
 	/* Exotel reads nothing: its buffers and ours are full. */
 	if (outq_count(&c->q) && c->stall_since
 	    && now - c->stall_since > s->stall_us) {

@@ -35,7 +35,7 @@ struct peer {
 	size_t      audio_bytes;
 	uint32_t    audio_rate, start_rate;
 	char        stop_reason[64], start_call_sid[80], start_custom[128];
-	char        dtmf[8], start_mode[32];
+	char        dtmf[8], start_mode[32], stop_mode[32], re_mode[32];
 	int         custom_present;
 	unsigned    n_custom, marks, playouts, playing_true, refused;
 	char        mark[32];
@@ -65,13 +65,15 @@ peer_poll(struct peer *p)
 			case EXO__FRAME__BODY_CALL_START:
 				if (f->call_start->reannounce) {
 					p->reannounces++;
+					snprintf(p->re_mode,
+					    sizeof(p->re_mode), "%s",
+					    f->call_start->mode);
 					break;
 				}
 				p->starts++;
 				snprintf(p->start_mode, sizeof(p->start_mode),
 				    "%s", f->call_start->mode);
-				if (strcmp(f->call_start->refused, "")
-				    != 0)
+				if (strcmp(f->call_start->refused, "") != 0)
 					p->refused++;
 				p->n_custom
 				    = f->call_start->n_custom_parameters;
@@ -100,6 +102,8 @@ peer_poll(struct peer *p)
 				snprintf(p->stop_reason,
 				    sizeof(p->stop_reason), "%s",
 				    f->call_stop->reason);
+				snprintf(p->stop_mode, sizeof(p->stop_mode),
+				    "%s", f->call_stop->mode);
 				break;
 			case EXO__FRAME__BODY_DTMF:
 				p->dtmfs++;
@@ -823,7 +827,7 @@ test_marks(void)
 	send_start(&c, sid1, "\"8000\"", NULL);
 	for (int i = 0; i < 100 && fx.pc.starts == 0; i++)
 		pump(&c, 10);
-	TEST_STREQ(fx.pc.start_mode, "agent");
+	TEST_STREQ(fx.pc.start_mode, ""); /* egress decides */
 	TEST_EQ(fx.pc.start_rate, 8000);
 
 	send_playback(sid1, 8000, 16000); /* one second */
@@ -1103,7 +1107,7 @@ test_auth(void)
 	/* Basic: right goes live, wrong is 401 at the upgrade. */
 	TEST_ASSERT(try_call(
 	    &c, "/exotel", "Authorization: Basic ZXhvOnB3\r\n", sid1, NULL));
-	TEST_STREQ(fx.pc.start_mode, "agent");
+	TEST_STREQ(fx.pc.start_mode, ""); /* egress decides */
 	client_close(&c);
 	TEST_ASSERT(
 	    client_open_hdr(&c, "/exotel", "Authorization: Basic ZXhvOnB4\r\n")
@@ -1157,7 +1161,7 @@ test_auth(void)
 		pump(&c, 10);
 	client_close(&c);
 	TEST_EQ(fx.pc.refused, 2);
-	TEST_STREQ(fx.pc.start_mode, "agent");
+	TEST_STREQ(fx.pc.start_mode, ""); /* egress decides */
 	TEST_EQ(fx.pc.n_custom, 1); /* the wrong token is not passed on */
 	TEST_STREQ(fx.pc.stop_reason, "auth_failed");
 	TEST_EQ(fx.pc.stops, 6);
@@ -1188,7 +1192,7 @@ test_auth(void)
 static int
 test_readyz_capacity(void)
 {
-	Exo__Frame    f = EXO__FRAME__INIT;
+	Exo__Frame    f   = EXO__FRAME__INIT;
 	Exo__Capacity cap = EXO__CAPACITY__INIT;
 	char          d[512];
 
@@ -1249,8 +1253,8 @@ test_drain(void)
 	TEST_ASSERT(client_open(&b, "/exotel") != 0);
 	TEST_ASSERT(strstr(b.http_status, " 503") != NULL);
 	client_close(&b);
-	TEST_ASSERT(metric_is(
-	    "exoplex_exotel_upgrades_refused_draining_total 1"));
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_upgrades_refused_draining_total 1"));
 
 	/* The live call still carries audio both ways. */
 	audio = fx.pt.audio_frames;
@@ -1476,7 +1480,115 @@ test_rate_24k(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_drain), TEST(test_call), TEST(test_refusals), TEST(test_hangup_and_announce),
-    TEST(test_marks), TEST(test_mark_fallback), TEST(test_clear),
-    TEST(test_dtmf_hangup), TEST(test_auth), TEST(test_capacity), TEST(test_readyz_capacity),
-    TEST(test_bad_input), TEST(test_rate_24k))
+static void
+send_mode(const char *sid, const char *mode)
+{
+	Exo__Frame    f = EXO__FRAME__INIT;
+	Exo__CallMode m = EXO__CALL_MODE__INIT;
+
+	m.mode      = (char *)mode;
+	m.by        = "persona";
+	f.body_case = EXO__FRAME__BODY_CALL_MODE;
+	f.call_mode = &m;
+	send_ctl(sid, &f);
+}
+
+/* Agent assist (the one-way Stream applet): a call in transcribe mode,
+ * by its custom parameter or by egress's call_mode, gets nothing back
+ * on its socket whatever arrives on the bus, and its audio goes to
+ * egress only. The mode travels in re-announces and in call_stop. */
+static int
+test_transcribe(void)
+{
+	static struct client c, d;
+	const char          *sid2 = "95be037f0ff02b427c3a4a59ae72777x";
+	Exo__Frame           f    = EXO__FRAME__INIT;
+	Exo__Clear           k    = EXO__CLEAR__INIT;
+	Exo__Announce        an   = EXO__ANNOUNCE__INIT;
+
+	if (setup())
+		return 1;
+	/* By the custom parameter, known at start. */
+	TEST_EQ(client_open(&c, "/exotel?sample-rate=8000"), 0);
+	send_start(&c, sid1, "\"8000\"", "{\"mode\":\"Transcribe\"}");
+	for (int i = 0; i < 100 && fx.pc.starts == 0; i++)
+		pump(&c, 10);
+	TEST_STREQ(fx.pc.start_mode, "transcribe");
+	TEST_STREQ(fx.pt.start_mode, "transcribe");
+	for (int i = 0; i < 5; i++)
+		send_media(&c, sid1, 320);
+	for (int i = 0; i < 100 && fx.pc.audio_frames < 5; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pc.audio_frames, 5);
+	TEST_EQ(fx.pt.audio_frames, 0);
+
+	/* Decided by egress after an agent-less start. */
+	TEST_EQ(client_open(&d, "/exotel?sample-rate=8000"), 0);
+	send_start(&d, sid2, "\"8000\"", NULL);
+	for (int i = 0; i < 100 && fx.pc.starts < 2; i++)
+		pump(&d, 10);
+	TEST_STREQ(fx.pc.start_mode, "");
+	send_media(&d, sid2, 320);
+	for (int i = 0; i < 100 && fx.pt.audio_frames < 1; i++)
+		pump(&d, 10);
+	TEST_EQ(fx.pt.audio_frames, 1); /* undecided: as for an agent */
+	send_mode(sid2, "transcribe");
+	pump(&d, 50);
+	send_media(&d, sid2, 320);
+	for (int i = 0; i < 100 && fx.pc.audio_frames < 7; i++)
+		pump(&d, 10);
+	TEST_EQ(fx.pc.audio_frames, 7);
+	TEST_EQ(fx.pt.audio_frames, 1);
+
+	/* Whatever the bus says, nothing goes to either socket. */
+	send_playback(sid1, 8000, 16000);
+	send_playback(sid2, 8000, 16000);
+	k.reason    = "persona_reconnected";
+	f.body_case = EXO__FRAME__BODY_CLEAR;
+	f.clear     = &k;
+	send_ctl(sid2, &f);
+	pump(&c, 300);
+	pump(&d, 300);
+	TEST_EQ(c.n, 0);
+	TEST_EQ(d.n, 0);
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_messages_out_total{event=\"media\"} 0"));
+
+	/* A peer that forgot the call hears its mode again. */
+	f           = (Exo__Frame)EXO__FRAME__INIT;
+	f.body_case = EXO__FRAME__BODY_ANNOUNCE;
+	f.announce  = &an;
+	f.call_id   = (char *)sid2;
+	f.seq       = 99;
+	bus_send(fx.pt.b, &f);
+	bus_flush(fx.pt.b);
+	for (int i = 0; i < 100 && fx.pt.reannounces == 0; i++)
+		pump(&d, 10);
+	TEST_STREQ(fx.pt.re_mode, "transcribe");
+
+	/* An agent after all (a persona says so): audio to the transcoder
+	 * again; and the end says the mode. */
+	send_mode(sid1, "agent");
+	pump(&c, 50);
+	send_media(&c, sid1, 320);
+	for (int i = 0; i < 100 && fx.pt.audio_frames < 2; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pt.audio_frames, 2);
+	client_send(&d,
+	    "{\"event\":\"stop\",\"stream_sid\":\"95be037f0ff02b427c3a4a59a"
+	    "e72777x\",\"stop\":{\"reason\":\"callended\"}}");
+	for (int i = 0; i < 100 && fx.pc.stops == 0; i++)
+		pump(&d, 10);
+	TEST_STREQ(fx.pc.stop_mode, "transcribe");
+	TEST_STREQ(fx.pt.stop_mode, "transcribe");
+	client_close(&c);
+	client_close(&d);
+	teardown();
+	return 0;
+}
+
+TEST_MAIN(TEST(test_drain), TEST(test_call), TEST(test_refusals),
+    TEST(test_hangup_and_announce), TEST(test_marks), TEST(test_mark_fallback),
+    TEST(test_clear), TEST(test_dtmf_hangup), TEST(test_auth),
+    TEST(test_capacity), TEST(test_readyz_capacity), TEST(test_bad_input),
+    TEST(test_rate_24k), TEST(test_transcribe))
