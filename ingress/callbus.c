@@ -53,21 +53,28 @@ callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
 }
 
 const char *
+callbus_mode_name(const char *v)
+{
+	if (v && !strcasecmp(v, "agent"))
+		return "agent";
+	if (v && !strcasecmp(v, "transcribe"))
+		return "transcribe";
+	return NULL;
+}
+
+const char *
 callbus_mode_asked(const struct exotel_start *s, bool *bad)
 {
+	const char *m;
+
 	if (bad)
 		*bad = false;
 	for (size_t i = 0; i < s->n_custom; i++) {
-		const char *v = s->custom[i].val;
 		if (strcmp(s->custom[i].key, "mode") != 0)
 			continue;
-		if (!strcasecmp(v, "agent"))
-			return "agent";
-		if (!strcasecmp(v, "transcribe"))
-			return "transcribe";
-		if (bad)
+		if ((m = callbus_mode_name(s->custom[i].val)) == NULL && bad)
 			*bad = true;
-		return NULL;
+		return m;
 	}
 	return NULL;
 }

@@ -40,6 +40,9 @@ struct callbus_start {
 void callbus_start_frame(Exo__Frame *f, struct callbus_start *b,
     const struct call_info *ci, bool reannounce);
 
+/* "agent" or "transcribe" for v in any case (static strings); else NULL. */
+const char *callbus_mode_name(const char *v);
+
 /* The mode custom_parameters.mode asks for: "agent" or "transcribe"
  * (any case), else NULL; *bad (may be NULL) is set when the key is there
  * with another value. */

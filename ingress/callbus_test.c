@@ -189,6 +189,9 @@ test_mode_asked(void)
 	strcpy(s.custom[1].val, "listen");
 	TEST_ASSERT(callbus_mode_asked(&s, &bad) == NULL);
 	TEST_ASSERT(bad);
+	TEST_STREQ(callbus_mode_name("AGENT"), "agent");
+	TEST_ASSERT(callbus_mode_name(NULL) == NULL);
+	TEST_ASSERT(callbus_mode_name("") == NULL);
 	/* Keys are case-sensitive, like every custom parameter. */
 	strcpy(s.custom[1].key, "Mode");
 	strcpy(s.custom[1].val, "transcribe");

@@ -159,6 +159,7 @@ struct conn {
 	uint64_t        opened_us; /* mono */
 	uint64_t        stop_us; /* mono, when stop arrived */
 	int             query_rate;
+	const char     *query_mode; /* ?mode= at the upgrade, or NULL */
 	bool            authed; /* at the upgrade, or at start */
 	enum auth_via   via;
 
@@ -639,6 +640,10 @@ on_start(struct server *s, struct conn *c, const struct exotel_msg *m)
 			LOGW(s->o.log, &c->lc,
 			    "custom_parameters.mode is neither agent nor "
 			    "transcribe: egress decides the mode");
+		/* Exotel may pass the URL's query to the upgrade rather
+		 * than to custom_parameters (research/exotel.md 4.2). */
+		else if (c->ci.mode == NULL)
+			c->ci.mode = c->query_mode;
 	}
 	if (!c->authed) {
 		metric_inc(s->m_auth_bad_start);
@@ -1059,6 +1064,9 @@ conn_new(struct server *s, struct lws *wsi)
 			    "'%.16s'",
 			    c->id, c->peer, v);
 	}
+	if ((v = lws_get_urlarg_by_name(wsi, "mode=", arg, sizeof(arg)))
+	    != NULL)
+		c->query_mode = callbus_mode_name(v);
 	/* The upgrade already refused wrong credentials; this notes which
 	 * right one came, or that none did (decided at start). */
 	if (upgrade_auth(s, wsi, &c->via) == AUTH_OK) {

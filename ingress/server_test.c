@@ -1500,8 +1500,9 @@ send_mode(const char *sid, const char *mode)
 static int
 test_transcribe(void)
 {
-	static struct client c, d;
+	static struct client c, d, e;
 	const char          *sid2 = "95be037f0ff02b427c3a4a59ae72777x";
+	const char          *sid3 = "95be037f0ff02b427c3a4a59ae72888y";
 	Exo__Frame           f    = EXO__FRAME__INIT;
 	Exo__Clear           k    = EXO__CLEAR__INIT;
 	Exo__Announce        an   = EXO__ANNOUNCE__INIT;
@@ -1554,6 +1555,14 @@ test_transcribe(void)
 	TEST_ASSERT(
 	    metric_is("exoplex_exotel_messages_out_total{event=\"media\"} 0"));
 
+	/* By the URL's query, when start's custom_parameters lack it. */
+	TEST_EQ(
+	    client_open(&e, "/exotel?sample-rate=8000&mode=TRANSCRIBE"), 0);
+	send_start(&e, sid3, "\"8000\"", "{\"desk\":\"7\"}");
+	for (int i = 0; i < 100 && fx.pc.starts < 3; i++)
+		pump(&e, 10);
+	TEST_STREQ(fx.pc.start_mode, "transcribe");
+
 	/* A peer that forgot the call hears its mode again. */
 	f           = (Exo__Frame)EXO__FRAME__INIT;
 	f.body_case = EXO__FRAME__BODY_ANNOUNCE;
@@ -1583,6 +1592,7 @@ test_transcribe(void)
 	TEST_STREQ(fx.pt.stop_mode, "transcribe");
 	client_close(&c);
 	client_close(&d);
+	client_close(&e);
 	teardown();
 	return 0;
 }
