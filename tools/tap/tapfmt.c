@@ -166,8 +166,17 @@ body(FILE *out, const Exo__Frame *f)
 			kstr(out, "name", f->mark->name);
 		break;
 	case EXO__FRAME__BODY_CALL_STOP:
-		if (f->call_stop)
+		if (f->call_stop) {
 			kstr(out, "reason", f->call_stop->reason);
+			if (f->call_stop->mode && *f->call_stop->mode)
+				kstr(out, "mode", f->call_stop->mode);
+		}
+		break;
+	case EXO__FRAME__BODY_CALL_MODE:
+		if (f->call_mode) {
+			kstr(out, "mode", f->call_mode->mode);
+			kstr(out, "by", f->call_mode->by);
+		}
 		break;
 	case EXO__FRAME__BODY_HANGUP:
 		if (f->hangup)

@@ -268,5 +268,40 @@ test_bad_line(void)
 	return 0;
 }
 
+/* call_mode (egress's decision) and call_stop's mode are shown. */
+static int
+test_call_mode(void)
+{
+	struct sample s;
+	Exo__CallMode m;
+	size_t        n;
+	cJSON        *j;
+	char         *txt;
+
+	sample_init(&s);
+	exo__call_mode__init(&m);
+	m.mode           = "transcribe";
+	m.by             = "custom_parameter";
+	s.env.sender     = "egress";
+	s.f[0].body_case = EXO__FRAME__BODY_CALL_MODE;
+	s.f[0].call_mode = &m;
+	s.st.mode        = "transcribe";
+	txt              = render(&s.env, "egress", NULL, &n);
+	TEST_EQ(n, 4);
+	j = line(txt, 0);
+	TEST_ASSERT(j != NULL);
+	TEST_STREQ(str(j, "kind"), "call_mode");
+	TEST_STREQ(str(j, "mode"), "transcribe");
+	TEST_STREQ(str(j, "by"), "custom_parameter");
+	cJSON_Delete(j);
+	j = line(txt, 3);
+	TEST_ASSERT(j != NULL);
+	TEST_STREQ(str(j, "mode"), "transcribe");
+	cJSON_Delete(j);
+	free(txt);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_every_frame_a_json_line), TEST(test_filters),
-    TEST(test_control_chars_escaped), TEST(test_names), TEST(test_bad_line))
+    TEST(test_call_mode), TEST(test_control_chars_escaped), TEST(test_names),
+    TEST(test_bad_line))
