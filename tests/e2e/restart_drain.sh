@@ -94,7 +94,16 @@ log "phase 2 passed: the drain time ran out, the call was closed with 1000, exit
 # next start.
 spawn ingress3 env "${ENV[@]}" "$BIN/exoplex-ingress" --admin "127.0.0.1:$P_ADM_I" \
 	--listen "127.0.0.1:$P_LISTEN"
-wait_http "$ADM_I/readyz" 10 || exit 1
+# Ready once egress reports a free server. Known race (see the closing
+# notes): a PersonaPlex server whose session ended as phase 2's did can stay
+# "closing" until egress's 30 s safety net gives it back; wait past that,
+# and say how long it took.
+ready_from=$(now_ms)
+if ! wait_http "$ADM_I/readyz" 40; then
+	curl -sS "$ADM_I/readyz" >&2
+	exit 1
+fi
+log "ingress3 ready after $(($(now_ms) - ready_from)) ms"
 curl -fsS "$SINK/control/fail-now" >/dev/null || exit 1
 "${CALL[@]}" --seconds 3 --dtmf 1@500,2@1000 >"$T/d.json" 2>"$T/d.log" || { log "call D failed"; exit 1; }
 sleep 0.5
