@@ -124,7 +124,10 @@ fsq_add(
 	}
 
 	if (!strcmp(name, "model_id")) {
-		snprintf(q->model, sizeof(q->model), "%s", value);
+		/* Cut to the buffer: a model id that long is refused anyway. */
+		size_t ml = strnlen(value, sizeof(q->model) - 1);
+		memcpy(q->model, value, ml);
+		q->model[ml]  = '\0';
 		q->have_model = true;
 	} else if (!strcmp(name, "audio_format")) {
 		q->have_format = true;
