@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ struct profile {
 	struct stage enc[11];
 	double       up_backlog_ms, dn_backlog_ms; /* mean soxr backlog */
 	double       up_bytes_s[11]; /* uplink Opus bytes per second */
+	double       snr_db[11]; /* encode_snr */
 	int          lookahead; /* samples at opus_rate */
 };
 
@@ -149,6 +151,67 @@ encode_run(int rate, int cx, int bitrate, const int16_t *pcm, size_t n,
 	*ms = cpu_ms() - t0;
 	codec_enc_free(e);
 	return rc;
+}
+
+/* A quality proxy for choosing the complexity: the SNR (dB) of pcm
+ * through encode and decode at rate, aligned by the encoder's look-ahead.
+ * Opus is perceptual, so only compare complexities with each other. */
+static double
+encode_snr(int rate, int cx, int bitrate, const int16_t *pcm, size_t n)
+{
+	struct codec_enc *e;
+	struct codec_dec *d;
+	uint8_t           pkt[CODEC_MAX_PACKET];
+	int16_t *out = malloc((n + CODEC_MAX_FRAME) * sizeof(int16_t));
+	size_t   fr, len, got, made = 0, la;
+	double   sig = 0, err = 0;
+
+	if (out == NULL || codec_enc_alloc_rate(&e, rate, cx, bitrate)) {
+		free(out);
+		return 0;
+	}
+	if (codec_dec_alloc_rate(&d, rate)) {
+		codec_enc_free(e);
+		free(out);
+		return 0;
+	}
+	fr = (size_t)codec_enc_frame(e);
+	la = (size_t)codec_enc_lookahead(e);
+	for (size_t off = 0; off + fr <= n; off += fr)
+		if (codec_encode(e, pcm + off, pkt, sizeof(pkt), &len) == 0
+		    && codec_decode(
+		           d, pkt, len, out + made, CODEC_MAX_FRAME, &got)
+		        == 0)
+			made += got;
+	/* The decoder's delay is the look-ahead in theory; take the best
+	 * shift near it over the first 2 s, then measure everything. */
+	size_t best     = la,
+	       span     = made < (size_t)rate * 2 ? made : (size_t)rate * 2;
+	double best_err = -1;
+	for (size_t dl = 0; dl <= 2 * la + fr && dl < span; dl++) {
+		double e2 = 0;
+		for (size_t i = dl; i < span; i++) {
+			double x = pcm[i - dl], y = out[i];
+			e2 += (x - y) * (x - y);
+		}
+		if (best_err < 0 || e2 < best_err) {
+			best_err = e2;
+			best     = dl;
+		}
+	}
+	for (size_t i = best; i < made; i++) {
+		double x = pcm[i - best], y = out[i];
+		sig += x * x;
+		err += (x - y) * (x - y);
+	}
+	if (best != la)
+		fprintf(stderr,
+		    "snr: %d Hz cx%d: best shift %zu, look-ahead %zu\n", rate,
+		    cx, best, la);
+	codec_enc_free(e);
+	codec_dec_free(d);
+	free(out);
+	return err > 0 ? 10 * log10(sig / err) : 99;
 }
 
 /* PersonaPlex's downlink: 80 ms packets from a 24 kHz VOIP encoder with
@@ -247,6 +310,9 @@ run_profile(struct profile *pf, const struct args *a, const int16_t *call,
 				goto out;
 			pf->enc[cx].ms[pf->enc[cx].n++] = ms / secs;
 			pf->up_bytes_s[cx]              = (double)bytes / secs;
+			if (rep == 0)
+				pf->snr_db[cx] = encode_snr(
+				    orate, cx, a->bitrate, up, nup);
 		}
 		/* The downlink: as many seconds, decoded at the Opus rate. */
 		ndn = decode_run(orate, pk, dn, cap, &ms);
@@ -298,9 +364,11 @@ print_table(
 		for (int i = 0; i < a->ncx; i++) {
 			int cx = a->cx[i];
 			printf("  opus encode cx%-2d    %7.3f  -> floor %7.3f "
-			       "ms/s = %5.1f calls per core  (%.0f B/s)%s\n",
+			       "ms/s = %5.1f calls per core  (%.0f B/s, SNR "
+			       "%.1f dB)%s\n",
 			    cx, median(&pf[p].enc[cx]), total(&pf[p], cx),
 			    1000.0 / total(&pf[p], cx), pf[p].up_bytes_s[cx],
+			    pf[p].snr_db[cx],
 			    cx == a->def_cx ? "  <- default" : "");
 		}
 	}
@@ -349,6 +417,10 @@ print_json(
 		for (int i = 0; i < a->ncx; i++)
 			printf("%s\"%d\":%.0f", i ? "," : "", a->cx[i],
 			    pf[p].up_bytes_s[a->cx[i]]);
+		printf("},\"snr_db\":{");
+		for (int i = 0; i < a->ncx; i++)
+			printf("%s\"%d\":%.2f", i ? "," : "", a->cx[i],
+			    pf[p].snr_db[a->cx[i]]);
 		printf("}}");
 	}
 	printf("}}\n");

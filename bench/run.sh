@@ -18,6 +18,8 @@
 # Usage: bench/run.sh [--calls N] [--seconds S] [--sweep "25 50 ..."|none]
 #            [--sweep-seconds S] [--profiles "default density"]
 #            [--no-floor] [--out DIR] [--name NAME] [--count-allocs]
+# BENCH_PERF=1 also profiles the trio with perf during each window
+# (perf.<process>.txt in the run's directory; KEEP=1 keeps it).
 # Settings of the profiles: BENCH_DEFAULT_ENV, BENCH_DENSITY_ENV (below).
 set -u
 
@@ -55,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift ;;
 	--name) NAME=$2; shift ;;
 	--count-allocs) COUNT_ALLOCS=1 ;;
-	-h|--help) sed -n 2,22p "$0"; exit 0 ;;
+	-h|--help) sed -n 2,24p "$0"; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -234,8 +236,23 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	local cpid=$!
 	sleep "$settle"
 	sample "$d" start
+	local perfs=()
+	if [ "${BENCH_PERF:-0}" = 1 ]; then
+		for p in ingress transcoder egress; do
+			perf record -q -F 499 -g -p "${PID_OF[$p]}" -o "$d/perf.$p.data" \
+				-- sleep "$s" >/dev/null 2>&1 &
+			perfs+=($!)
+		done
+	fi
 	sleep "$s"
 	sample "$d" end
+	for p in "${perfs[@]}"; do wait "$p"; done
+	if [ "${BENCH_PERF:-0}" = 1 ]; then
+		for p in ingress transcoder egress; do
+			perf report -q -i "$d/perf.$p.data" --no-children --sort dso,sym \
+				--percent-limit 1 -g none 2>/dev/null | head -40 >"$d/perf.$p.txt"
+		done
+	fi
 	wait "$cpid"
 	echo $? >"$d/call.rc"
 	stop_all
@@ -259,12 +276,24 @@ for prof in $PROFILES; do
 	log "load: $prof, $CALLS calls, ${SECS} s window"
 	load_run "$RUNS/load-$prof-$CALLS" "$prof" "$CALLS" "$SECS" || log "load run failed"
 done
+# sweep_one PROFILE N: one sweep point; true if every call was clean.
+sweep_one() {
+	quiet_note
+	log "sweep: $1, $2 calls, ${SWEEP_SECS} s window"
+	load_run "$RUNS/sweep-$1-$2" "$1" "$2" "$SWEEP_SECS" || return 1
+	python3 "$HERE/report.py" clean "$RUNS/sweep-$1-$2/run.json"
+}
 for prof in $PROFILES; do
+	good=0 bad=
 	for n in $SWEEP; do
-		quiet_note
-		log "sweep: $prof, $n calls, ${SWEEP_SECS} s window"
-		load_run "$RUNS/sweep-$prof-$n" "$prof" "$n" "$SWEEP_SECS" || { log "run failed"; break; }
-		python3 "$HERE/report.py" clean "$RUNS/sweep-$prof-$n/run.json" || break
+		if sweep_one "$prof" "$n"; then good=$n; else bad=$n; break; fi
+	done
+	# Two halvings between the last clean and the first broken count.
+	for _ in 1 2; do
+		[ -n "$bad" ] && [ "$good" -gt 0 ] || break
+		mid=$(((good + bad) / 20 * 10))
+		[ "$mid" -gt "$good" ] && [ "$mid" -lt "$bad" ] || break
+		if sweep_one "$prof" "$mid"; then good=$mid; else bad=$mid; fi
 	done
 done
 
