@@ -108,8 +108,8 @@ oggpage_stream(const uint8_t *data, size_t size, size_t *n)
 	page = malloc(OGGPAGE_MAX);
 	FUZZ_CHECK(buf && page);
 	/* Bounded: each page takes 3 input bytes at least, and the stream
-	 * stops past 256 KB (PersonaPlex sends pages of a few hundred). */
-	while (len < (256u << 10) && (k = oggpage_next(&g, &in, page)) != 0) {
+	 * stops past 64 KB (PersonaPlex sends pages of a few hundred). */
+	while (len < (64u << 10) && (k = oggpage_next(&g, &in, page)) != 0) {
 		while (len + k > cap) {
 			cap *= 2;
 			buf = realloc(buf, cap);
