@@ -75,6 +75,8 @@ lint: build
 # <build>/sanitizer-logs (processes the tests kill report there too) and
 # fail the target; fuzz/sanitize/*.supp list known, reported findings.
 ASAN_BUILD ?= build-asan
+# ASAN_TESTS: a ctest -R regex to run only part of the suite under ASan.
+ASAN_TESTS ?=
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
@@ -99,7 +101,7 @@ test-asan: deps
 	CC=$(SAN_CC) cmake -S . -B $(ASAN_BUILD) -DEXOPLEX_SANITIZE=address,undefined $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
-	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure --timeout 600; \
+	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure --timeout 600 $(if $(ASAN_TESTS),-R '$(ASAN_TESTS)'); \
 	rc=$$?; $(call check_logs,$(ASAN_LOGS)); exit $$rc
 
 test-tsan: deps
