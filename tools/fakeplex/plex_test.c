@@ -11,6 +11,7 @@
 #include "plex.h"
 #include "spectrum.h"
 #include "stats.h"
+#include "clock.h"
 #include "test.h"
 #include "testup.h"
 
@@ -197,10 +198,12 @@ spin(struct world *w)
 	lws_service(w->cctx, -1);
 }
 
-/* Spins until cond holds, for at most about 10 s. */
+/* Spins until cond holds, for at most 10 s of wall time (a spin may take
+ * no time at all, so counting spins would not bound anything). */
 #define WAIT_FOR(w, cond)                                                     \
 	do {                                                                  \
-		for (int i_ = 0; i_ < 1000 && !(cond); i_++)                  \
+		uint64_t end_ = mono_us() + 10000000u;                        \
+		while (!(cond) && mono_us() < end_)                           \
 			spin(w);                                              \
 		TEST_ASSERT(cond);                                            \
 	} while (0)
