@@ -418,7 +418,7 @@ wsraw_send(
 	w->mask_state
 	    = w->mask_state * 6364136223846793005ull + 1442695040888963407ull;
 	for (int i = 0; i < 4; i++)
-		mask[i] = (uint8_t)(w->mask_state >> (40 + 8 * i));
+		mask[i] = (uint8_t)(w->mask_state >> (32 + 8 * i)); /* the LCG's high bits */
 	fr = malloc(n + 14);
 	if (!fr)
 		return ENOMEM;

@@ -49,7 +49,8 @@ sphn_page(uint8_t *out, size_t cap, uint8_t flags, uint64_t granule,
 	out[26] = (uint8_t)nsegs;
 	memset(out + 27, 255, nsegs - 1);
 	out[27 + nsegs - 1] = (uint8_t)(len % 255);
-	memcpy(out + 27 + nsegs, pkt, len);
+	if (len) /* an empty packet may come with pkt == NULL */
+		memcpy(out + 27 + nsegs, pkt, len);
 	put32(out + 22, oggstrict_crc(0, out, n));
 	return n;
 }
