@@ -23,6 +23,8 @@
 #include "webhook.h"
 
 #define MAXARGS 64
+#define MAXENV 64
+#define NAMEMAX 256
 /* Secrets in the seeds carry this, so leaks are seen whatever the
  * messages say. */
 #define MARK "SECRETMARK"
@@ -142,7 +144,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cfg_opt opts[CFG_COMMON_N + HOOKS_CFG_N + 16];
 	struct vals    v;
 	char          *text = malloc(size + 1), *argv[MAXARGS + 1], err[512];
-	int            argc = 1, rv;
+	char          *envs[MAXENV];
+	int            argc = 1, nenv = 0, rv;
 	size_t         n;
 
 	memset(&v, 0, sizeof(v));
@@ -154,13 +157,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 	argv[0]    = "exoplex-fuzz";
+	/* putenv, not setenv: glibc keeps every value ever given to setenv
+	 * (so old getenv results stay valid), which millions of inputs
+	 * turn into gigabytes. putenv points environ into text instead. */
 	for (char *line = text, *nl; line; line = nl) {
 		if ((nl = strchr(line, '\n')))
 			*nl++ = '\0';
 		char *eq = strchr(line, '=');
-		if (line[0] >= 'A' && line[0] <= 'Z' && eq) {
-			*eq = '\0';
-			setenv(line, eq + 1, 1);
+		if (line[0] >= 'A' && line[0] <= 'Z' && eq
+		    && eq - line < NAMEMAX && nenv < MAXENV) {
+			putenv(line);
+			envs[nenv++] = line;
 		} else if (strcmp(line, "--help") && strcmp(line, "-h")
 		    && argc < MAXARGS)
 			argv[argc++] = line;
@@ -173,10 +180,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(err[0] != '\0');
 	else
 		use(&v);
-	/* Leave no variable behind for the next input. */
-	for (char *p = text; p < text + size; p += strlen(p) + 1)
-		if (p[0] >= 'A' && p[0] <= 'Z')
-			unsetenv(p);
+	/* Leave no variable behind (environ points into text). */
+	for (int i = 0; i < nenv; i++) {
+		char   name[NAMEMAX];
+		size_t k = (size_t)(strchr(envs[i], '=') - envs[i]);
+		memcpy(name, envs[i], k);
+		name[k] = '\0';
+		unsetenv(name);
+	}
 	free(text);
 	return 0;
 }
