@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -2013,6 +2014,11 @@ setup_stt(struct egress *e, char *err, size_t errlen)
 		}
 		return rc;
 	}
+	if (so.url && !strncasecmp(so.url, "ws://", 5))
+		LOGW(e->o.log, NULL,
+		    "EXOPLEX_STT_URL is ws://: ELEVENLABS_API_KEY and the "
+		    "callers' audio travel unencrypted; use wss:// outside "
+		    "tests");
 	LOGI(e->o.log, NULL,
 	    "STT on: caller transcripts by %s at %s (language %s, VAD "
 	    "silence %g s)",

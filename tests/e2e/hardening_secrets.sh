@@ -105,5 +105,7 @@ grep -q '"token"' "$T/hooks.jsonl" && bad "a webhook carries a token key"
 grep -q '"order":"42"\|"order": "42"' "$T/hooks.jsonl" ||
 	bad "custom parameters did not reach the webhooks (is the search meaningful?)"
 [ "$(metric "$ADM_I" 'exoplex_auth_accepted_total{via="basic"}')" -ge 1 ] || bad "Basic was not accepted"
+# The stand-in's ws:// URL carries the key in clear: egress says so.
+grep -q "EXOPLEX_STT_URL is ws://" "$T/egress.log" || bad "no warning about the ws:// STT URL"
 [ $fail = 0 ] || exit 1
 log "PASS no secret in logs, metrics, webhooks or bus taps"
