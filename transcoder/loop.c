@@ -85,6 +85,16 @@ struct loop {
 static void call_warn(struct call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Every frame the loop sends leaves here: on the buses, or through the
+ * owner's send hook (a shard of a threaded transcoder). */
+static int
+loop_out(struct loop *l, bool to_egress, const Exo__Frame *f)
+{
+	if (l->o.send)
+		return l->o.send(l->o.send_arg, to_egress, f);
+	return bus_send(to_egress ? l->o.egress : l->o.ingress, f);
+}
+
 /* Per-frame trouble is logged at most every WARN_EVERY_US per call. */
 static void
 call_warn(struct call *c, const char *fmt, ...)
@@ -246,7 +256,8 @@ call_free(struct call *c, const char *why)
 	    (unsigned long long)s.decode_errors,
 	    (unsigned long long)s.ogg_sync_errors);
 	strmap_del(l->calls, c->id);
-	metric_set(l->m_calls, (int64_t)strmap_count(l->calls));
+	/* Added to, not set: the loops of a sharded transcoder share it. */
+	metric_add(l->m_calls, -1);
 	tcall_free(c->tc);
 	free(c->id);
 	free(c->call_sid);
@@ -275,6 +286,7 @@ loop_free(struct loop *l)
 {
 	if (l == NULL)
 		return;
+	metric_add(l->m_calls, -(int64_t)strmap_count(l->calls));
 	strmap_each(l->calls, free_each_call, NULL);
 	strmap_each(l->pending, free_each_pending, NULL);
 	strmap_free(l->calls);
@@ -307,7 +319,7 @@ on_page(
 	f.body_case  = EXO__FRAME__BODY_UPLINK_OGG;
 	f.uplink_ogg = &o;
 	/* A refused header page is logged and counted by the bus. */
-	bus_send(c->l->o.egress, &f);
+	loop_out(c->l, true, &f);
 }
 
 /* Sends the playback gathered from one downlink frame as one frame. */
@@ -328,7 +340,7 @@ playback_flush(struct call *c)
 	f.ts_us          = c->ts_us;
 	f.body_case      = EXO__FRAME__BODY_PLAYBACK_AUDIO;
 	f.playback_audio = &a;
-	bus_send(l->o.ingress, &f);
+	loop_out(l, false, &f);
 	l->pcm_fill = 0;
 }
 
@@ -421,7 +433,7 @@ send_announce(struct loop *l, const char *id, uint64_t seq)
 	f.ts_us     = wall_us();
 	f.body_case = EXO__FRAME__BODY_ANNOUNCE;
 	f.announce  = &a;
-	if (bus_send(l->o.ingress, &f) == 0)
+	if (loop_out(l, false, &f) == 0)
 		metric_inc(l->m_announce);
 }
 
@@ -568,7 +580,7 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 	if (strmap_put(l->calls, c->id, c))
 		goto nomem;
 	metric_inc(l->m_started);
-	metric_set(l->m_calls, (int64_t)strmap_count(l->calls));
+	metric_inc(l->m_calls);
 	LOGI(l->o.log, &c->lc, "call started: %d Hz%s", rate,
 	    cs->reannounce ? " (re-announced)" : "");
 	if ((p = strmap_del(l->pending, f->call_id)) != NULL) {
@@ -859,6 +871,16 @@ loop_orphans(struct loop *l, uint64_t now_us)
 	return total;
 }
 
+void
+loop_housekeeping(struct loop *l, uint64_t now_us)
+{
+	loop_orphans(l, now_us);
+	if (now_us - l->sweep_us >= SEC) {
+		l->sweep_us = now_us;
+		loop_expire(l, now_us);
+	}
+}
+
 static void
 drain(struct loop *l, struct bus *b, int from_egress)
 {
@@ -921,11 +943,7 @@ loop_turn(struct loop *l, int timeout_ms)
 	}
 	if (bus_take_new_peer(l->o.egress))
 		LOGI(l->o.log, NULL, "bus egress: egress connected");
-	loop_orphans(l, now);
-	if (now - l->sweep_us >= SEC) {
-		l->sweep_us = now;
-		loop_expire(l, now);
-	}
+	loop_housekeeping(l, now);
 	if (l->o.admin)
 		admin_heartbeat(l->o.admin);
 	bus_flush(l->o.ingress);

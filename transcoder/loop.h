@@ -43,6 +43,13 @@ struct loop_opts {
 	/* After ingress leaves (or a new one connects), its calls not
 	 * announced again within this many ms are freed. 0 = 3000. */
 	unsigned ingress_grace_ms;
+	/* NULL: frames go out with bus_send on ingress/egress. Else every
+	 * frame the loop sends goes to send (which copies it; returns 0 or
+	 * an errno) and loop_frame never touches the buses: the loop is a
+	 * shard of a threaded transcoder (shards.h), and loop_turn is not
+	 * used. */
+	int (*send)(void *arg, bool to_egress, const Exo__Frame *f);
+	void *send_arg;
 };
 
 /* Returns 0 or ENOMEM. */
@@ -52,6 +59,10 @@ void loop_free(struct loop *l);
 /* One turn: waits up to timeout_ms for bus input, handles all of it,
  * does the once-a-second housekeeping, flushes both buses. */
 void loop_turn(struct loop *l, int timeout_ms);
+
+/* The housekeeping of loop_turn without the buses: frees orphaned calls
+ * (loop_orphans) and, once a second, idle ones (loop_expire). */
+void loop_housekeeping(struct loop *l, uint64_t now_us);
 
 /* Handles one received frame (from_egress: which link it came on). */
 void loop_frame(struct loop *l, int from_egress, const Exo__Frame *f);

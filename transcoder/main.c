@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "bus.h"
@@ -19,6 +20,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "resample.h"
+#include "shards.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -54,8 +56,9 @@ int
 main(int argc, char **argv)
 {
 	struct cfg_common cc;
-	struct cfg_opt    opts[CFG_COMMON_N + 5];
+	struct cfg_opt    opts[CFG_COMMON_N + 6];
 	long             complexity = 0, bitrate = 0, idle_s = 0, grace_ms = 0;
+	long             threads   = 0;
 	const char      *opus_rate = NULL;
 	char             err[512], url_in[512], url_eg[512], engine[32];
 	struct log       lg;
@@ -63,6 +66,7 @@ main(int argc, char **argv)
 	struct admin    *admin   = NULL;
 	struct bus      *bus_in = NULL, *bus_eg = NULL;
 	struct loop     *loop   = NULL;
+	struct shards   *shards = NULL;
 	struct ready_ctx rc     = { 0 };
 	int              status = 1, n, rv;
 
@@ -111,6 +115,15 @@ main(int argc, char **argv)
 		.help
 		= "when ingress disconnects (or a new one connects), "
 		  "free its calls not announced again within this time" };
+	opts[n++] = (struct cfg_opt) { .flag = "threads",
+		.env                         = "EXOPLEX_TRANSCODER_THREADS",
+		.def                         = "0",
+		.type                        = CFG_INT,
+		.dst                         = &threads,
+		.min                         = 0,
+		.max                         = SHARDS_MAX,
+		.help = "threads the calls are spread over (one carries about "
+		        "100 calls at complexity 5); 0 = one per online CPU" };
 	rv = cfg_parse(opts, (size_t)n, argc, argv, "exoplex-transcoder", err,
 	    sizeof(err));
 	if (rv == 1)
@@ -176,16 +189,39 @@ main(int argc, char **argv)
 		.opus_call_rate      = !strcmp(opus_rate, "call"),
 		.idle_s              = (unsigned)idle_s,
 		.ingress_grace_ms    = (unsigned)grace_ms };
-	if (loop_alloc(&loop, &lo) != 0) {
+	if (threads == 0)
+		threads = sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads < 1)
+		threads = 1;
+	if (threads > SHARDS_MAX)
+		threads = SHARDS_MAX;
+	/* One thread: the loop runs on this one, as it always did. */
+	if (threads == 1 && loop_alloc(&loop, &lo) != 0) {
 		LOGE(&lg, NULL, "out of memory");
 		goto out;
 	}
+	if (threads > 1
+	    && (rv = shards_alloc(&shards,
+	            &(struct shards_opts) {
+	                .loop = lo, .n = (unsigned)threads }))
+	        != 0) {
+		LOGE(&lg, NULL, "cannot start %ld threads: %s", threads,
+		    strerror(rv));
+		goto out;
+	}
+	LOGI(&lg, NULL, "calls spread over %ld thread%s", threads,
+	    threads > 1 ? "s" : "");
 	LOGI(&lg, NULL, "running");
 	while (!stop_flag)
-		loop_turn(loop, 20);
-	LOGI(&lg, NULL, "stopping: %zu calls open", loop_calls(loop));
+		if (shards)
+			shards_turn(shards, 20);
+		else
+			loop_turn(loop, 20);
+	LOGI(&lg, NULL, "stopping: %lld calls open",
+	    (long long)metric_get(rc.calls));
 	status = 0;
 out:
+	shards_free(shards);
 	loop_free(loop);
 	admin_stop(admin);
 	bus_close(bus_eg);

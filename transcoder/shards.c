@@ -1,0 +1,463 @@
+/*
+ * shards.c - the transcoder's calls on n threads (see shards.h).
+ */
+#include "shards.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "bus.h"
+#include "clock.h"
+#include "log.h"
+
+#define FLUSH_AT 16 /* queued frames that make the bus thread flush */
+#define IDLE_WAIT_MS 100 /* a shard's housekeeping without input */
+
+/* A received Envelope, freed when the last of its frames is handled. */
+struct envref {
+	Exo__Envelope *env;
+	_Atomic int    refs;
+};
+
+/* One frame for a shard, or (f == NULL) "ingress lost at lost_us". */
+struct item {
+	const Exo__Frame *f;
+	struct envref    *ref;
+	uint64_t          lost_us;
+	bool              from_egress;
+};
+
+struct items {
+	struct item *v;
+	size_t       n, cap;
+};
+
+/* Packed output frames: [to_egress 1 byte][length 4 bytes][frame]... */
+struct outbuf {
+	uint8_t *p;
+	size_t   len, cap;
+};
+
+struct shard {
+	struct shards  *s;
+	struct loop    *loop;
+	pthread_t       th;
+	bool            running;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	struct items    inbox; /* mu */
+	struct outbuf   outbox; /* mu */
+	bool            stop; /* mu */
+	struct outbuf   local; /* the shard thread's: this batch's output */
+	struct items    pend; /* the bus thread's: this turn's input */
+	bool            oom_logged;
+};
+
+struct shards {
+	struct shards_opts o;
+	struct shard      *sh;
+	int                evfd;
+	struct outbuf      take; /* the bus thread's: an outbox swapped out */
+	int                in_peers;
+	uint64_t           check_us;
+};
+
+static void
+envref_put(struct envref *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		bus_envelope_free(r->env);
+		free(r);
+	}
+}
+
+static int
+items_push(struct items *v, const struct item *it)
+{
+	if (v->n == v->cap) {
+		size_t       cap = v->cap ? v->cap * 2 : 256;
+		struct item *nv  = realloc(v->v, cap * sizeof(*nv));
+		if (nv == NULL)
+			return ENOMEM;
+		v->v   = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = *it;
+	return 0;
+}
+
+static int
+outbuf_reserve(struct outbuf *b, size_t more)
+{
+	if (b->len + more > b->cap) {
+		size_t   cap = b->cap ? b->cap : 16384;
+		uint8_t *np;
+		while (cap < b->len + more)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL)
+			return ENOMEM;
+		b->p   = np;
+		b->cap = cap;
+	}
+	return 0;
+}
+
+/* The loop's send hook, on the shard's thread: pack into this batch's
+ * output. */
+static int
+shard_send(void *arg, bool to_egress, const Exo__Frame *f)
+{
+	struct shard *sh = arg;
+	size_t        n  = exo__frame__get_packed_size(f);
+	uint32_t      n32;
+	uint8_t      *p;
+
+	if (n > UINT32_MAX || outbuf_reserve(&sh->local, 5 + n)) {
+		if (!sh->oom_logged)
+			LOGE(sh->s->o.loop.log, NULL,
+			    "shard: out of memory: output frames dropped");
+		sh->oom_logged = true;
+		return ENOMEM;
+	}
+	n32  = (uint32_t)n;
+	p    = sh->local.p + sh->local.len;
+	p[0] = to_egress;
+	memcpy(p + 1, &n32, 4);
+	exo__frame__pack(f, p + 5);
+	sh->local.len += 5 + n;
+	return 0;
+}
+
+static void
+shard_handle(struct shard *sh, const struct item *it)
+{
+	if (it->f == NULL) {
+		loop_ingress_lost(sh->loop, it->lost_us);
+		return;
+	}
+	loop_frame(sh->loop, it->from_egress, it->f);
+	envref_put(it->ref);
+}
+
+static void *
+shard_main(void *arg)
+{
+	struct shard   *sh   = arg;
+	struct items    work = { 0 }, tmp;
+	struct timespec ts;
+	uint64_t        one = 1;
+
+	pthread_mutex_lock(&sh->mu);
+	for (;;) {
+		if (!sh->stop && sh->inbox.n == 0) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += IDLE_WAIT_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&sh->cv, &sh->mu, &ts);
+		}
+		if (sh->stop)
+			break;
+		/* Take the inbox whole; give it the emptied work array. */
+		tmp       = sh->inbox;
+		sh->inbox = work;
+		work      = tmp;
+		pthread_mutex_unlock(&sh->mu);
+
+		for (size_t i = 0; i < work.n; i++)
+			shard_handle(sh, &work.v[i]);
+		work.n = 0;
+		loop_housekeeping(sh->loop, mono_us());
+
+		pthread_mutex_lock(&sh->mu);
+		if (sh->local.len) {
+			if (outbuf_reserve(&sh->outbox, sh->local.len) == 0) {
+				memcpy(sh->outbox.p + sh->outbox.len,
+				    sh->local.p, sh->local.len);
+				sh->outbox.len += sh->local.len;
+			}
+			sh->local.len = 0;
+			if (write(sh->s->evfd, &one, sizeof(one)) < 0) {
+				/* The counter is saturated: a wake is due
+				 * anyway. */
+			}
+		}
+	}
+	pthread_mutex_unlock(&sh->mu);
+	free(work.v);
+	return NULL;
+}
+
+unsigned
+shards_of(const struct shards *s, const char *call_id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = call_id; p && *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % s->o.n;
+}
+
+static void
+shard_stop(struct shard *sh)
+{
+	if (!sh->running)
+		return;
+	pthread_mutex_lock(&sh->mu);
+	sh->stop = true;
+	pthread_cond_signal(&sh->cv);
+	pthread_mutex_unlock(&sh->mu);
+	pthread_join(sh->th, NULL);
+	sh->running = false;
+}
+
+void
+shards_free(struct shards *s)
+{
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; i < s->o.n; i++)
+		shard_stop(&s->sh[i]);
+	for (unsigned i = 0; i < s->o.n; i++) {
+		struct shard *sh = &s->sh[i];
+		/* Frames never handled still hold their Envelopes. */
+		for (size_t k = 0; k < sh->inbox.n; k++)
+			if (sh->inbox.v[k].f)
+				envref_put(sh->inbox.v[k].ref);
+		for (size_t k = 0; k < sh->pend.n; k++)
+			if (sh->pend.v[k].f)
+				envref_put(sh->pend.v[k].ref);
+		loop_free(sh->loop);
+		free(sh->inbox.v);
+		free(sh->pend.v);
+		free(sh->outbox.p);
+		free(sh->local.p);
+		pthread_mutex_destroy(&sh->mu);
+		pthread_cond_destroy(&sh->cv);
+	}
+	if (s->evfd >= 0)
+		close(s->evfd);
+	free(s->take.p);
+	free(s->sh);
+	free(s);
+}
+
+int
+shards_alloc(struct shards **out, const struct shards_opts *o)
+{
+	struct shards *s;
+	int            rc = 0;
+
+	*out = NULL;
+	if (o->n < 1 || o->n > SHARDS_MAX || o->loop.send)
+		return EINVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return ENOMEM;
+	s->o    = *o;
+	s->evfd = -1;
+	if ((s->sh = calloc(o->n, sizeof(*s->sh))) == NULL) {
+		free(s);
+		return ENOMEM;
+	}
+	for (unsigned i = 0; i < o->n; i++) {
+		pthread_mutex_init(&s->sh[i].mu, NULL);
+		pthread_cond_init(&s->sh[i].cv, NULL);
+		s->sh[i].s = s;
+	}
+	if ((s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		rc = errno;
+		goto fail;
+	}
+	for (unsigned i = 0; i < o->n; i++) {
+		struct shard    *sh = &s->sh[i];
+		struct loop_opts lo = o->loop;
+
+		lo.send     = shard_send;
+		lo.send_arg = sh;
+		lo.admin    = NULL; /* the bus thread beats for all */
+		if ((rc = loop_alloc(&sh->loop, &lo)) != 0)
+			goto fail;
+	}
+	for (unsigned i = 0; i < o->n; i++) {
+		if ((rc = pthread_create(
+		         &s->sh[i].th, NULL, shard_main, &s->sh[i]))
+		    != 0)
+			goto fail;
+		s->sh[i].running = true;
+	}
+	s->in_peers = bus_peers(o->loop.ingress);
+	s->check_us = mono_us();
+	*out        = s;
+	return 0;
+fail:
+	shards_free(s);
+	return rc;
+}
+
+/* Hands the Envelopes waiting on b to the shards' pending lists. */
+static void
+drain(struct shards *s, struct bus *b, bool from_egress)
+{
+	Exo__Envelope *env;
+	int            rc;
+
+	for (int i = 0; i < 256; i++) {
+		struct envref *ref;
+		if ((rc = bus_recv(b, &env)) == EAGAIN)
+			return;
+		if (rc != 0)
+			continue; /* logged and counted by the bus */
+		if ((ref = malloc(sizeof(*ref))) == NULL) {
+			LOGE(s->o.loop.log, NULL,
+			    "out of memory: %zu received frames dropped",
+			    env->n_frames);
+			bus_envelope_free(env);
+			continue;
+		}
+		ref->env = env;
+		atomic_init(&ref->refs, 1);
+		for (size_t k = 0; k < env->n_frames; k++) {
+			const Exo__Frame *f = env->frames[k];
+			struct shard *sh    = &s->sh[shards_of(s, f->call_id)];
+			struct item   it    = {
+				     .f = f, .ref = ref, .from_egress = from_egress
+			};
+			bus_count_in(b, f);
+			atomic_fetch_add(&ref->refs, 1);
+			if (items_push(&sh->pend, &it)) {
+				atomic_fetch_sub(&ref->refs, 1);
+				LOGE(s->o.loop.log, NULL,
+				    "out of memory: a received frame dropped");
+			}
+		}
+		envref_put(ref);
+	}
+}
+
+/* Moves this turn's input to the shards and wakes them. */
+static void
+dispatch(struct shards *s)
+{
+	for (unsigned i = 0; i < s->o.n; i++) {
+		struct shard *sh = &s->sh[i];
+		if (sh->pend.n == 0)
+			continue;
+		pthread_mutex_lock(&sh->mu);
+		if (sh->inbox.n == 0) {
+			struct items t = sh->inbox;
+			sh->inbox      = sh->pend;
+			sh->pend       = t;
+		} else {
+			for (size_t k = 0; k < sh->pend.n; k++)
+				if (items_push(&sh->inbox, &sh->pend.v[k])
+				    && sh->pend.v[k].f)
+					envref_put(sh->pend.v[k].ref);
+		}
+		pthread_cond_signal(&sh->cv);
+		pthread_mutex_unlock(&sh->mu);
+		sh->pend.n = 0;
+	}
+}
+
+/* Sends what the shards produced. */
+static void
+collect(struct shards *s)
+{
+	struct bus *in = s->o.loop.ingress, *eg = s->o.loop.egress;
+
+	for (unsigned i = 0; i < s->o.n; i++) {
+		struct shard *sh = &s->sh[i];
+		struct outbuf t;
+
+		pthread_mutex_lock(&sh->mu);
+		t          = sh->outbox;
+		sh->outbox = s->take;
+		pthread_mutex_unlock(&sh->mu);
+		s->take = t;
+		for (size_t off = 0; off + 5 <= t.len;) {
+			uint32_t    n;
+			Exo__Frame *f;
+			memcpy(&n, t.p + off + 1, 4);
+			if (off + 5 + n > t.len)
+				break;
+			f = exo__frame__unpack(NULL, n, t.p + off + 5);
+			if (f) {
+				bus_send(t.p[off] ? eg : in, f);
+				exo__frame__free_unpacked(f, NULL);
+			}
+			off += 5 + n;
+			/* Early in a burst, before a call's output reaches
+			 * the bus's per-call cap. */
+			if (bus_pending(in) >= FLUSH_AT)
+				bus_flush(in);
+			if (bus_pending(eg) >= FLUSH_AT)
+				bus_flush(eg);
+		}
+		s->take.len = 0;
+	}
+}
+
+void
+shards_turn(struct shards *s, int timeout_ms)
+{
+	struct bus   *in = s->o.loop.ingress, *eg = s->o.loop.egress;
+	struct pollfd p[3];
+	nfds_t        n = 0;
+	int           fd;
+	uint64_t      now, cnt;
+
+	if ((fd = bus_fd(in)) >= 0)
+		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
+	if ((fd = bus_fd(eg)) >= 0)
+		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
+	p[n++] = (struct pollfd) { .fd = s->evfd, .events = POLLIN };
+	poll(p, n, timeout_ms);
+	if (read(s->evfd, &cnt, sizeof(cnt)) < 0) {
+		/* EAGAIN: no shard output since the last turn */
+	}
+	drain(s, in, false);
+	drain(s, eg, true);
+	now = mono_us();
+	{
+		/* As loop_turn: calls a new or departed ingress does not
+		 * announce again within the grace are freed, by every
+		 * shard. */
+		bool fresh = bus_take_new_peer(in);
+		int  peers = bus_peers(in);
+		if (fresh)
+			LOGI(s->o.loop.log, NULL,
+			    "bus transcoder: ingress connected");
+		else if (s->in_peers && !peers)
+			LOGW(s->o.loop.log, NULL,
+			    "bus transcoder: ingress disconnected");
+		if (fresh || (s->in_peers && !peers)) {
+			struct item it = { .lost_us = s->check_us };
+			for (unsigned i = 0; i < s->o.n; i++)
+				if (items_push(&s->sh[i].pend, &it))
+					LOGE(s->o.loop.log, NULL,
+					    "out of memory: ingress change "
+					    "not handed to a shard");
+		}
+		s->in_peers = peers;
+		s->check_us = now;
+	}
+	if (bus_take_new_peer(eg))
+		LOGI(s->o.loop.log, NULL, "bus egress: egress connected");
+	dispatch(s);
+	collect(s);
+	if (s->o.loop.admin)
+		admin_heartbeat(s->o.loop.admin);
+	bus_flush(in);
+	bus_flush(eg);
+}

@@ -1,0 +1,47 @@
+/*
+ * shards.h - a threaded transcoder: the calls spread over n loops
+ * (loop.h), each on a thread of its own, so the codecs of many calls use
+ * every core. One loop on one thread carries about 100 calls at Opus
+ * complexity 5 on the dev VM (docs/performance.md).
+ *
+ * The thread that calls shards_turn owns the buses. It receives the
+ * Envelopes, hands each frame to the shard of its call (a hash of the
+ * call_id, so a call's frames stay in order on one thread), and sends
+ * what the shards produce; a shard never touches a bus. A shard's output
+ * is packed once on its thread and repacked by bus_send on the bus
+ * thread. An eventfd wakes the bus thread when a shard has output.
+ *
+ * shards_free stops and joins the threads and frees every call; it does
+ * not own the buses, the log, the metrics or the admin server.
+ */
+#ifndef EXO_SHARDS_H
+#define EXO_SHARDS_H
+
+#include <stddef.h>
+
+#include "loop.h"
+
+struct shards;
+
+struct shards_opts {
+	/* Every shard's loop settings; ingress and egress are the buses
+	 * the calling thread serves (send must be NULL). */
+	struct loop_opts loop;
+	unsigned         n; /* threads, 1..SHARDS_MAX */
+};
+
+#define SHARDS_MAX 64
+
+/* Starts n threads. Returns 0, EINVAL, ENOMEM or the pthread error. */
+int  shards_alloc(struct shards **out, const struct shards_opts *o);
+void shards_free(struct shards *s);
+
+/* One turn of the bus thread: waits up to timeout_ms for bus input or
+ * shard output, hands out the input, sends the output, watches the
+ * ingress link (loop_ingress_lost on every shard), flushes both buses. */
+void shards_turn(struct shards *s, int timeout_ms);
+
+/* The shard (0..n-1) a call_id belongs to. */
+unsigned shards_of(const struct shards *s, const char *call_id);
+
+#endif

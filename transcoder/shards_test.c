@@ -1,0 +1,398 @@
+/*
+ * shards_test.c - the threaded transcoder over real NNG (inproc://): many
+ * calls spread over three shards, each call's audio up and back down on
+ * its own, in order, with nothing crossing between calls.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "shards.h"
+#include "spectrum.h"
+#include "test.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+#define CALLS 6
+#define RATE 8000
+#define FR (RATE / 50)
+
+struct rig {
+	struct log      lg;
+	struct metrics *m;
+	struct bus     *tx_in, *tx_eg; /* the transcoder's links */
+	struct bus     *ingress, *egress; /* the fakes */
+	struct shards  *sh;
+};
+
+/* What the fakes received, per call. */
+struct seen {
+	size_t   headers, pages, announces;
+	uint64_t eg_seq, in_seq;
+	int      seq_gaps;
+	uint8_t  ogg[1 << 17];
+	size_t   ogg_len, ogg_sent;
+	int16_t  pcm[RATE * 4];
+	size_t   pcm_len;
+};
+
+static struct seen seen[CALLS];
+static uint64_t    seq_ing, seq_egr;
+
+static void
+nap(void)
+{
+	struct timespec ts = { 0, 5000000 };
+	nanosleep(&ts, NULL);
+}
+
+static const char *
+call_id(int i)
+{
+	static char ids[CALLS][16];
+	snprintf(ids[i], sizeof(ids[i]), "MZ%04d", i + 1);
+	return ids[i];
+}
+
+static double
+call_hz(int i)
+{
+	return 500 + 150 * i;
+}
+
+static int
+call_index(const char *id)
+{
+	for (int i = 0; i < CALLS; i++)
+		if (!strcmp(id, call_id(i)))
+			return i;
+	return -1;
+}
+
+static int
+rig_open(struct rig *r, unsigned n)
+{
+	struct bus_opts bo;
+
+	memset(r, 0, sizeof(*r));
+	log_init(&r->lg, "shards_test", "text", "error");
+	TEST_EQ(metrics_alloc(&r->m, "exoplex_"), 0);
+	bo = (struct bus_opts) { .link = "transcoder",
+		.url                   = "inproc://sh-tx",
+		.listen                = true,
+		.self                  = "transcoder",
+		.metrics               = r->m,
+		.log                   = &r->lg };
+	TEST_EQ(bus_open(&r->tx_in, &bo), 0);
+	bo.url = "inproc://sh-eg", bo.link = "egress", bo.self = "egress";
+	TEST_EQ(bus_open(&r->egress, &bo), 0);
+	bo.listen = false, bo.self = "transcoder";
+	TEST_EQ(bus_open(&r->tx_eg, &bo), 0);
+	bo.url = "inproc://sh-tx", bo.link = "transcoder", bo.self = "ingress";
+	TEST_EQ(bus_open(&r->ingress, &bo), 0);
+	for (int i = 0; i < 600; i++) {
+		if (bus_peers(r->tx_in) && bus_peers(r->tx_eg)
+		    && bus_peers(r->ingress) && bus_peers(r->egress))
+			break;
+		nap();
+	}
+	TEST_ASSERT(bus_peers(r->tx_in) && bus_peers(r->tx_eg));
+	struct shards_opts so = { .n = n,
+		.loop                = { .log  = &r->lg,
+		                   .metrics    = r->m,
+		                   .ingress    = r->tx_in,
+		                   .egress     = r->tx_eg,
+		                   .complexity = 5,
+		                   .bitrate    = 24000,
+		                   .idle_s     = 60 } };
+	TEST_EQ(shards_alloc(&r->sh, &so), 0);
+	return 0;
+}
+
+static void
+rig_close(struct rig *r)
+{
+	shards_free(r->sh);
+	bus_close(r->ingress);
+	bus_close(r->tx_eg);
+	bus_close(r->egress);
+	bus_close(r->tx_in);
+	metrics_free(r->m);
+}
+
+static void
+take(const Exo__Frame *f)
+{
+	int          i = call_index(f->call_id);
+	struct seen *s;
+
+	if (i < 0)
+		return;
+	s = &seen[i];
+	switch (f->body_case) {
+	case EXO__FRAME__BODY_ANNOUNCE:
+		s->announces++;
+		break;
+	case EXO__FRAME__BODY_UPLINK_OGG:
+		if (s->eg_seq && f->seq != s->eg_seq + 1)
+			s->seq_gaps++;
+		s->eg_seq = f->seq;
+		s->pages++;
+		s->headers += f->uplink_ogg->header;
+		if (s->ogg_len + f->uplink_ogg->data.len <= sizeof(s->ogg)) {
+			memcpy(s->ogg + s->ogg_len, f->uplink_ogg->data.data,
+			    f->uplink_ogg->data.len);
+			s->ogg_len += f->uplink_ogg->data.len;
+		}
+		break;
+	case EXO__FRAME__BODY_PLAYBACK_AUDIO: {
+		const Exo__Audio *a = f->playback_audio;
+		if (s->in_seq && f->seq != s->in_seq + 1)
+			s->seq_gaps++;
+		s->in_seq = f->seq;
+		for (size_t k = 0; k + 1 < a->pcm.len
+		     && s->pcm_len < sizeof(s->pcm) / sizeof(s->pcm[0]);
+		     k += 2)
+			s->pcm[s->pcm_len++]
+			    = (int16_t)(uint16_t)(a->pcm.data[k]
+			        | a->pcm.data[k + 1] << 8);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* Turns the transcoder until nothing more arrives for 100 ms. */
+static void
+pump(struct rig *r)
+{
+	int idle = 0;
+
+	bus_flush(r->ingress);
+	bus_flush(r->egress);
+	while (idle < 20) {
+		Exo__Envelope *env;
+		int            got      = 0;
+		struct bus    *fakes[2] = { r->ingress, r->egress };
+		shards_turn(r->sh, 5);
+		for (int k = 0; k < 2; k++)
+			while (bus_recv(fakes[k], &env) == 0) {
+				for (size_t i = 0; i < env->n_frames; i++)
+					take(env->frames[i]);
+				bus_envelope_free(env);
+				got = 1;
+			}
+		idle = got ? 0 : idle + 1;
+	}
+}
+
+static void
+send_call_start(struct rig *r, int i)
+{
+	Exo__Frame     f  = EXO__FRAME__INIT;
+	Exo__CallStart cs = EXO__CALL_START__INIT;
+
+	cs.stream_sid  = (char *)call_id(i);
+	cs.call_sid    = "CA1";
+	cs.sample_rate = RATE;
+	f.call_id      = (char *)call_id(i);
+	f.seq          = ++seq_ing;
+	f.body_case    = EXO__FRAME__BODY_CALL_START;
+	f.call_start   = &cs;
+	bus_send(r->ingress, &f);
+}
+
+static void
+send_stop(struct rig *r, int i)
+{
+	Exo__Frame    f  = EXO__FRAME__INIT;
+	Exo__CallStop cs = EXO__CALL_STOP__INIT;
+
+	cs.reason   = "callended";
+	f.call_id   = (char *)call_id(i);
+	f.seq       = ++seq_ing;
+	f.body_case = EXO__FRAME__BODY_CALL_STOP;
+	f.call_stop = &cs;
+	bus_send(r->ingress, &f);
+}
+
+static void
+send_ready(struct rig *r, int i)
+{
+	Exo__Frame   f = EXO__FRAME__INIT;
+	Exo__Session s = EXO__SESSION__INIT;
+
+	s.session       = 1;
+	s.server        = "ws://fake:8998/api/chat";
+	f.call_id       = (char *)call_id(i);
+	f.seq           = ++seq_egr;
+	f.body_case     = EXO__FRAME__BODY_SESSION_READY;
+	f.session_ready = &s;
+	bus_send(r->egress, &f);
+}
+
+static void
+send_audio(struct rig *r, int i, size_t k0)
+{
+	Exo__Frame f = EXO__FRAME__INIT;
+	Exo__Audio a = EXO__AUDIO__INIT;
+	uint8_t    b[2 * FR];
+
+	for (size_t k = 0; k < FR; k++) {
+		int16_t v    = (int16_t)(8000
+                    * sin(2 * M_PI * call_hz(i) * (double)(k0 + k) / RATE));
+		b[2 * k]     = (uint8_t)v;
+		b[2 * k + 1] = (uint8_t)((uint16_t)v >> 8);
+	}
+	a.sample_rate  = RATE;
+	a.pcm.data     = b;
+	a.pcm.len      = sizeof(b);
+	f.call_id      = (char *)call_id(i);
+	f.seq          = ++seq_ing;
+	f.ts_us        = wall_us();
+	f.body_case    = EXO__FRAME__BODY_CALLER_AUDIO;
+	f.caller_audio = &a;
+	bus_send(r->ingress, &f);
+}
+
+/* A call's uplink pages so far, back as one downlink frame. */
+static void
+send_back(struct rig *r, int i)
+{
+	Exo__Frame   f = EXO__FRAME__INIT;
+	Exo__Ogg     o = EXO__OGG__INIT;
+	struct seen *s = &seen[i];
+
+	o.session      = 1;
+	o.data.data    = s->ogg + s->ogg_sent;
+	o.data.len     = s->ogg_len - s->ogg_sent;
+	f.call_id      = (char *)call_id(i);
+	f.seq          = ++seq_egr;
+	f.ts_us        = wall_us();
+	f.body_case    = EXO__FRAME__BODY_DOWNLINK_OGG;
+	f.downlink_ogg = &o;
+	s->ogg_sent    = s->ogg_len;
+	bus_send(r->egress, &f);
+}
+
+static int64_t
+calls_active(struct rig *r)
+{
+	return metric_get(metrics_gauge(r->m, "calls_active",
+	    "Calls the transcoder holds a pipeline for.", NULL));
+}
+
+static int
+test_many_calls(void)
+{
+	static struct rig r;
+
+	memset(seen, 0, sizeof(seen));
+	if (rig_open(&r, 3))
+		return 1;
+	/* The calls do not all land on one shard. */
+	unsigned used = 0;
+	for (int i = 0; i < CALLS; i++)
+		used |= 1u << shards_of(r.sh, call_id(i));
+	TEST_ASSERT(used != 1 && used != 2 && used != 4);
+
+	for (int i = 0; i < CALLS; i++) {
+		send_call_start(&r, i);
+		send_ready(&r, i);
+	}
+	pump(&r);
+	TEST_EQ(calls_active(&r), CALLS);
+	for (int i = 0; i < CALLS; i++)
+		TEST_EQ(seen[i].headers, 2);
+
+	/* 2 s of each call's tone, interleaved, echoed back as it comes. */
+	for (size_t k = 0; k < 100; k++) {
+		for (int i = 0; i < CALLS; i++)
+			send_audio(&r, i, k * FR);
+		if (k % 10 == 9) {
+			pump(&r);
+			for (int i = 0; i < CALLS; i++)
+				send_back(&r, i);
+		}
+	}
+	pump(&r);
+	for (int i = 0; i < CALLS; i++)
+		send_back(&r, i);
+	pump(&r);
+
+	for (int i = 0; i < CALLS; i++) {
+		struct seen *s  = &seen[i];
+		double       hz = spectrum_dominant_hz(
+		          s->pcm + 800, s->pcm_len - 800, RATE);
+		printf("  %s (shard %u): %zu pages, %zu samples back, %.1f Hz "
+		       "(sent %.0f)\n",
+		    call_id(i), shards_of(r.sh, call_id(i)), s->pages,
+		    s->pcm_len, hz, call_hz(i));
+		TEST_ASSERT(s->pages >= 2 + 99 && s->pages <= 2 + 100);
+		TEST_EQ(s->seq_gaps, 0);
+		TEST_EQ(s->announces, 0);
+		TEST_ASSERT(s->pcm_len >= RATE * 2 - RATE / 10);
+		TEST_NEAR(hz, call_hz(i), 10);
+	}
+
+	for (int i = 0; i < CALLS; i++)
+		send_stop(&r, i);
+	pump(&r);
+	TEST_EQ(calls_active(&r), 0);
+	rig_close(&r);
+	return 0;
+}
+
+/* A frame for an unknown call is answered with announce by its shard;
+ * stopping with frames in flight frees everything (ASan sees leaks). */
+static int
+test_unknown_and_stop(void)
+{
+	static struct rig r;
+
+	memset(seen, 0, sizeof(seen));
+	if (rig_open(&r, 2))
+		return 1;
+	send_audio(&r, 0, 0);
+	send_audio(&r, 1, 0);
+	pump(&r);
+	TEST_EQ(seen[0].announces, 1);
+	TEST_EQ(seen[1].announces, 1);
+	for (int i = 0; i < CALLS; i++) {
+		send_call_start(&r, i);
+		send_ready(&r, i);
+		for (size_t k = 0; k < 20; k++)
+			send_audio(&r, i, k * FR);
+	}
+	bus_flush(r.ingress);
+	bus_flush(r.egress);
+	shards_turn(r.sh, 5);
+	rig_close(&r);
+	return 0;
+}
+
+static int
+test_bad_opts(void)
+{
+	struct shards     *s = (struct shards *)1;
+	struct shards_opts o = { .n = 0 };
+
+	TEST_EQ(shards_alloc(&s, &o), EINVAL);
+	TEST_ASSERT(s == NULL);
+	o.n = SHARDS_MAX + 1;
+	TEST_EQ(shards_alloc(&s, &o), EINVAL);
+	shards_free(NULL);
+	return 0;
+}
+
+TEST_MAIN(
+    TEST(test_many_calls), TEST(test_unknown_and_stop), TEST(test_bad_opts))
