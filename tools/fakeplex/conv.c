@@ -47,6 +47,8 @@ struct conv {
 	double                  phase;
 	const char             *text_next; /* the rest of o->text */
 	uint8_t                 page_flags; /* of the page being read */
+	size_t                  replay_fill; /* 24 kHz samples toward a step */
+	size_t                  replay_next; /* the clip's next packet */
 	struct serial_state     ser[SERIALS_MAX];
 	size_t                  nser;
 };
@@ -126,6 +128,30 @@ step(struct conv *c, const float *in)
 		in       = tone;
 	}
 	return sphn_writer_append(c->wr, in, SPHN_FRAME);
+}
+
+/* Replay: n more 24 kHz samples arrived (not decoded); a step per 80 ms
+ * sends the clip's next packet. */
+static int
+replay_in(struct conv *c, size_t n)
+{
+	const struct conv_clip *cl = c->o->clip;
+
+	stats_add(c->st, ST_SAMPLES_IN, (int64_t)n);
+	c->replay_fill += n;
+	while (c->replay_fill >= SPHN_FRAME) {
+		size_t i = c->replay_next;
+		c->replay_fill -= SPHN_FRAME;
+		stats_add(c->st, ST_STEPS, 1);
+		send_text_piece(c);
+		if (cl == NULL || cl->n == 0)
+			return EIO;
+		c->replay_next = (i + 1) % cl->n;
+		if (sphn_writer_packet(
+		        c->wr, cl->data + cl->off[i], cl->len[i], SPHN_FRAME))
+			return EIO;
+	}
+	return 0;
 }
 
 static int
@@ -255,6 +281,8 @@ on_packet(void *arg, const struct oggstrict_packet *p)
 		    "session %llu: empty Opus packet: the real server "
 		    "conceals 10 s of loss",
 		    (unsigned long long)c->id);
+		if (c->o->mode == CONV_REPLAY)
+			return replay_in(c, PLC_SAMPLES) ? 1 : 0;
 		for (int i = 0; i < PLC_SAMPLES / SPHN_FRAME; i++) {
 			n = opus_decode_float(
 			    c->dec, NULL, 0, pcm, SPHN_FRAME, 0);
@@ -262,6 +290,20 @@ on_packet(void *arg, const struct oggstrict_packet *p)
 				return 1;
 		}
 		return 0;
+	}
+	if (c->o->mode == CONV_REPLAY) {
+		/* What decoding would have found, from the TOC alone. */
+		n = opus_packet_get_nb_samples(
+		    p->data, (opus_int32)p->len, SPHN_RATE);
+		if (n < 0 || n > MAX_PACKET) {
+			char d[96];
+			snprintf(d, sizeof(d), "%zu-byte packet: %s", p->len,
+			    n < 0 ? opus_strerror(n) : "over 120 ms");
+			fatal(c, "decode_error", d);
+			return 1;
+		}
+		stats_add(c->st, ST_PACKETS_DECODED, 1);
+		return replay_in(c, (size_t)n) ? 1 : 0;
 	}
 	n = opus_decode_float(
 	    c->dec, p->data, (opus_int32)p->len, pcm, MAX_PACKET, 0);
@@ -295,7 +337,12 @@ conv_alloc(struct conv **out, const struct conv_opts *opts, struct stats *st,
 	c->text_next = opts->text;
 	if ((rc = oggstrict_alloc(&c->rd, &ops, c)) != 0)
 		goto out;
-	/* One mono decoder at 24 kHz up front; OpusHead is never read. */
+	/* One mono decoder at 24 kHz up front; OpusHead is never read.
+	 * Replay decodes nothing. */
+	if (opts->mode == CONV_REPLAY) {
+		*out = c;
+		return 0;
+	}
 	c->dec = opus_decoder_create(SPHN_RATE, 1, &err);
 	if (c->dec == NULL || err != OPUS_OK) {
 		rc = EIO;
@@ -356,4 +403,61 @@ const char *
 conv_fatal(const struct conv *c)
 {
 	return c->fatal;
+}
+
+void
+conv_clip_free(struct conv_clip *c)
+{
+	if (c == NULL)
+		return;
+	free(c->data);
+	free(c->off);
+	free(c->len);
+	free(c);
+}
+
+int
+conv_clip_make(
+    struct conv_clip **out, const int16_t *pcm, size_t n, int complexity)
+{
+	struct conv_clip *c;
+	OpusEncoder      *e;
+	size_t            frames = n / SPHN_FRAME, used = 0;
+	int               err = 0, rc = 0;
+
+	*out = NULL;
+	if (frames == 0)
+		return EINVAL;
+	if ((c = calloc(1, sizeof(*c))) == NULL
+	    || (c->data = malloc(frames * 1276 * 3)) == NULL
+	    || (c->off = calloc(frames, sizeof(size_t))) == NULL
+	    || (c->len = calloc(frames, sizeof(size_t))) == NULL) {
+		conv_clip_free(c);
+		return ENOMEM;
+	}
+	e = opus_encoder_create(SPHN_RATE, 1, OPUS_APPLICATION_VOIP, &err);
+	if (e == NULL) {
+		conv_clip_free(c);
+		return EIO;
+	}
+	if (complexity >= 0 && complexity <= 10)
+		opus_encoder_ctl(e, OPUS_SET_COMPLEXITY(complexity));
+	for (size_t i = 0; i < frames; i++) {
+		opus_int32 k = opus_encode(e, pcm + i * SPHN_FRAME, SPHN_FRAME,
+		    c->data + used, 1276 * 3);
+		if (k <= 0) {
+			rc = EIO;
+			break;
+		}
+		c->off[c->n]   = used;
+		c->len[c->n++] = (size_t)k;
+		used += (size_t)k;
+	}
+	opus_encoder_destroy(e);
+	if (rc) {
+		conv_clip_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
 }

@@ -5,9 +5,13 @@
  * output: server.py opus_loop), and the downlink through the sphn writer.
  *
  * Instead of a model, a step returns the caller's own 80 ms (echo) or a
- * sine (tone). Text pieces, if configured, go out one per step at the
- * start of the conversation, each before its step's audio page, as the
- * real opus_loop sends them.
+ * sine (tone). Replay, for load tests, neither decodes nor encodes: it
+ * clocks the steps by the packets' durations (their TOC bytes) and sends
+ * the next 80 ms packet of a clip encoded once at start (conv_clip_make),
+ * so the stand-in costs little more than its sockets while the bridge
+ * still decodes realistic 24 kHz speech. Text pieces, if configured, go out
+ * one per step at the start of the conversation, each before its step's audio
+ * page, as the real opus_loop sends them.
  */
 #ifndef EXO_FAKEPLEX_CONV_H
 #define EXO_FAKEPLEX_CONV_H
@@ -18,7 +22,22 @@
 struct log;
 struct stats;
 
-enum conv_mode { CONV_ECHO = 0, CONV_TONE };
+enum conv_mode { CONV_ECHO = 0, CONV_TONE, CONV_REPLAY };
+
+/* 80 ms Opus packets of 24 kHz audio, played in a loop by replay. */
+struct conv_clip {
+	uint8_t *data;
+	size_t  *off, *len;
+	size_t   n;
+};
+
+/* Encodes n samples of 24 kHz pcm as sphn would (VOIP, libopus defaults,
+ * complexity as given if 0-10) into 80 ms packets. The caller frees the
+ * clip with conv_clip_free. Returns 0, EINVAL (under 80 ms), ENOMEM or
+ * EIO. */
+int conv_clip_make(
+    struct conv_clip **out, const int16_t *pcm, size_t n, int complexity);
+void conv_clip_free(struct conv_clip *c);
 
 struct conv_opts {
 	enum conv_mode mode;
@@ -26,7 +45,8 @@ struct conv_opts {
 	const char    *text; /* "Hello there" → " Hello", " there"; NULL */
 	/* Downlink encoder complexity 0-10; out of range (e.g. -1) keeps
 	 * libopus's default, as sphn does. */
-	int complexity;
+	int                     complexity;
+	const struct conv_clip *clip; /* CONV_REPLAY's packets */
 };
 
 /* Sends one WebSocket binary message: kind, then n payload bytes. The

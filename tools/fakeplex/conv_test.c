@@ -351,7 +351,55 @@ test_warnings(void)
 	return 0;
 }
 
+/* Replay: steps clocked by the uplink's packet durations, each sending
+ * the clip's next packet; nothing decoded, a bad TOC still fatal. */
+static int
+test_replay(void)
+{
+	struct fixture    f;
+	struct conv_clip *clip;
+	struct up         u;
+	static int16_t    tone[24000 * 2], pcm[24000 * 4];
+	uint8_t           bad[1] = { 0x03 };
+
+	for (size_t i = 0; i < 24000 * 2; i++)
+		tone[i] = (int16_t)(8000 * sin(2 * M_PI * 1000 * i / 24000.0));
+	TEST_EQ(conv_clip_make(&clip, tone, 1000, -1), EINVAL);
+	TEST_EQ(conv_clip_make(&clip, tone, 24000 * 2, 0), 0);
+	TEST_EQ(clip->n, 25);
+	TEST_EQ(fx_init(&f, CONV_REPLAY, "Hi"), 0);
+	f.o.clip = clip;
+	TEST_EQ(conv_handshake(f.c), 0);
+	/* 3 s of a 500 Hz caller: 37 steps of the 1 kHz clip, looped. */
+	TEST_EQ(run_tone(&f, 16000, 500, 3.0), 0);
+	TEST_EQ(stats_get(f.st, ST_PACKETS_DECODED), 150);
+	TEST_EQ(stats_get(f.st, ST_SAMPLES_IN), 72000);
+	TEST_EQ(stats_get(f.st, ST_STEPS), 37);
+	TEST_EQ(stats_get(f.st, ST_TEXT_OUT), 1);
+	TEST_EQ(count_kind(&f.out, 0x01), 2 + 37);
+	size_t n = decode_out(&f.out, pcm, sizeof(pcm) / 2);
+	TEST_EQ(n, 37 * 1920);
+	TEST_NEAR(spectrum_dominant_hz(pcm, n, SPHN_RATE), 1000, 20);
+	TEST_EQ(stats_violations_total(f.st), 0);
+	fx_fini(&f);
+
+	TEST_EQ(fx_init(&f, CONV_REPLAY, NULL), 0);
+	f.o.clip = clip;
+	TEST_EQ(conv_handshake(f.c), 0);
+	TEST_EQ(up_init(&u, 8000, 5), 0);
+	up_head(&u);
+	TEST_EQ(conv_uplink(f.c, u.page, u.plen), 0);
+	u.plen = sphn_page(u.page, sizeof(u.page), 0, 960, 5, u.seq++, bad, 1);
+	TEST_EQ(conv_uplink(f.c, u.page, u.plen), EPROTO);
+	TEST_STREQ(conv_fatal(f.c), "decode_error");
+	opus_encoder_destroy(u.enc);
+	fx_fini(&f);
+	conv_clip_free(clip);
+	conv_clip_free(NULL);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_handshake_only), TEST(test_echo_rates),
     TEST(test_tone_and_text), TEST(test_split_messages),
     TEST(test_no_bos_fatal), TEST(test_decode_error_fatal),
-    TEST(test_empty_packet_plc), TEST(test_warnings))
+    TEST(test_empty_packet_plc), TEST(test_warnings), TEST(test_replay))

@@ -9,6 +9,7 @@
  * on the admin address tell tests what it saw.
  */
 #include "admin.h"
+#include "callaudio.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static volatile sig_atomic_t stop_flag;
@@ -50,7 +52,8 @@ stats_path(void *arg, const char *path, char **body, const char **ctype)
 int
 main(int argc, char **argv)
 {
-	struct plex_opts  po = { 0 };
+	struct plex_opts  po   = { 0 };
+	struct conv_clip *clip = NULL;
 	struct cfg_common common;
 	struct cfg_opt    opts[20], all[CFG_COMMON_N];
 	const char       *admin_addr = NULL, *mode = NULL;
@@ -85,8 +88,10 @@ main(int argc, char **argv)
 		.def                         = "echo",
 		.type                        = CFG_ENUM,
 		.dst                         = &mode,
-		.choices                     = "echo|tone",
-		.help = "echo: return the caller's audio; tone: a sine" };
+		.choices                     = "echo|tone|replay",
+		.help = "echo: return the caller's audio; tone: a sine; "
+		        "replay: a speech-like clip encoded once, no codec "
+		        "work per session (cheap, for load tests)" };
 	opts[n++] = (struct cfg_opt) { .flag = "tone-hz",
 		.env                         = "EXOPLEX_FAKEPLEX_TONE_HZ",
 		.def                         = "440",
@@ -158,12 +163,28 @@ main(int argc, char **argv)
 		fprintf(stderr, "exoplex-fakeplex: %s\n", err);
 		return 2;
 	}
-	po.conv.mode    = !strcmp(mode, "tone") ? CONV_TONE : CONV_ECHO;
-	po.conv.tone_hz = (double)tone_hz;
-	po.refuse       = refuse;
-	rc              = 1;
+	po.conv.mode       = !strcmp(mode, "tone") ? CONV_TONE
+	          : !strcmp(mode, "replay")        ? CONV_REPLAY
+	                                           : CONV_ECHO;
+	po.conv.tone_hz    = (double)tone_hz;
+	po.conv.complexity = (int)complexity;
+	po.refuse          = refuse;
+	rc                 = 1;
 	if (log_init(&lg, "fakeplex", common.log_format, common.log_level))
 		return 2;
+	if (po.conv.mode == CONV_REPLAY) {
+		/* 20 s of exoplex-call's speech signal, encoded once. */
+		int16_t *speech = NULL;
+		if (callaudio_speech(&speech, 20 * 24000, 24000, 7)
+		    || conv_clip_make(
+		        &clip, speech, 20 * 24000, po.conv.complexity)) {
+			free(speech);
+			LOGE(&lg, NULL, "cannot make the replay clip");
+			goto out;
+		}
+		free(speech);
+		po.conv.clip = clip;
+	}
 	if (metrics_alloc(&m, "exoplex_") || stats_alloc(&st, m))
 		goto out;
 	struct admin_opts ao = { .addr = admin_addr,
@@ -189,6 +210,7 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	plex_free(p);
+	conv_clip_free(clip);
 	admin_stop(adm);
 	stats_free(st);
 	metrics_free(m);

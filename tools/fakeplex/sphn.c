@@ -134,3 +134,13 @@ sphn_writer_append(struct sphn_writer *w, const float *pcm, size_t n)
 	w->total += n;
 	return emit(w, 0x00, w->total, w->pkt, (size_t)len);
 }
+
+int
+sphn_writer_packet(
+    struct sphn_writer *w, const uint8_t *pkt, size_t len, size_t n)
+{
+	if (len == 0 || n == 0)
+		return EINVAL;
+	w->total += n;
+	return emit(w, 0x00, w->total, pkt, len);
+}

@@ -45,4 +45,9 @@ int sphn_writer_complexity(struct sphn_writer *w, int complexity);
  * into one packet on one page. Returns 0, EINVAL, EIO or fn's value. */
 int sphn_writer_append(struct sphn_writer *w, const float *pcm, size_t n);
 
+/* Puts an already encoded packet of n samples (24 kHz) on the next page,
+ * as append would have. Returns 0, EINVAL or fn's value. */
+int sphn_writer_packet(
+    struct sphn_writer *w, const uint8_t *pkt, size_t len, size_t n);
+
 #endif
