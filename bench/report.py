@@ -137,6 +137,9 @@ def run(d):
     call_s = n * wall
     r = {"profile": profile, "env": envs, "calls": n, "window_s": wall,
          "call_seconds_each": total, "ramp_ms": ramp_ms}
+    if os.path.exists(os.path.join(d, "plex")):
+        w = open(os.path.join(d, "plex")).read().split()
+        r["stand_in"] = {"mode": w[0], "complexity": int(w[1])}
     cpu = {}
     for name in PROCS:
         if name in a["stat"] and name in b["stat"]:
@@ -247,6 +250,8 @@ def run(d):
         if s.get("min_seconds_received", 0) < sent - LOST_MAX_S:
             why.append("a call heard %.2f s of %.2f s" %
                        (s.get("min_seconds_received", 0), sent))
+        if s.get("rms_dbfs", 0) < -50:
+            why.append("silence heard (median %.1f dBFS)" % s["rms_dbfs"])
         if s.get("underrun_ms", 0) / n > UNDERRUN_MAX_MS:
             why.append("underruns %.0f ms per call" %
                        (s.get("underrun_ms", 0) / n))

@@ -4,8 +4,9 @@
 #   1. the codec floor (exoplex-bench-floor): the transcoder's library calls
 #      in a tight loop, CPU per call-second;
 #   2. a load run: N concurrent 8 kHz calls (exoplex-call --calls N, speech
-#      signal) through the trio, with exoplex-fakeplex echoing on N
-#      listeners (one per PersonaPlex server, as the real thing); CPU per
+#      signal) through the trio, with exoplex-fakeplex (replaying a clip,
+#      or echoing) on N listeners (one per PersonaPlex server, as the real
+#      thing); CPU per
 #      call-second of every process from /proc/<pid>/stat over the steady
 #      window, RSS per call, the frames' age on arrival at each hop (bus
 #      histograms in /metrics), NNG messages per frame, allocations;
@@ -35,9 +36,12 @@ FLOOR=1
 OUT=$HERE/results
 NAME=$(date +%Y-%m-%d)-$(hostname -s)
 COUNT_ALLOCS=0
-# The stand-in is not what is measured: its downlink encoder runs at
-# complexity 0, so it takes as little of the shared machine as it can.
-PLEX_COMPLEXITY=${BENCH_PLEX_COMPLEXITY:-0}
+# The stand-in is not what is measured: by default it replays a clip
+# encoded once (no codec work per session), so it takes as little of the
+# shared machine as it can while the trio decodes realistic 24 kHz speech.
+# BENCH_PLEX_MODE=echo decodes and re-encodes every session instead.
+PLEX_MODE=${BENCH_PLEX_MODE:-replay}
+PLEX_COMPLEXITY=${BENCH_PLEX_COMPLEXITY:--1}
 BENCH_DEFAULT_ENV=${BENCH_DEFAULT_ENV:-}
 BENCH_DENSITY_ENV=${BENCH_DENSITY_ENV:-EXOPLEX_OPUS_RATE=call EXOPLEX_OPUS_COMPLEXITY=0}
 # A call is clean when it has no violations, heard at least the audio it
@@ -194,7 +198,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	[ $COUNT_ALLOCS = 1 ] && pre=(env LD_PRELOAD="$ALLOCS_SO" EXOPLEX_BENCH_ALLOCS_DIR="$T/allocs")
 
 	"$BIN/exoplex-fakeplex" --listen "127.0.0.1:$base-$((base + n - 1))" \
-		--admin "127.0.0.1:$ap4" --mode echo --complexity "$PLEX_COMPLEXITY" \
+		--admin "127.0.0.1:$ap4" --mode "$PLEX_MODE" --complexity "$PLEX_COMPLEXITY" \
 		--log-level warn >"$d/fakeplex.log" 2>&1 &
 	PID_OF[fakeplex]=$!; PIDS+=($!)
 	wait_http "${ADM[fakeplex]}/healthz" || return 1
@@ -228,6 +232,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	settle=$((ramp_ms / 1000 + 3))
 	total=$((settle + s + 3))
 	echo "$profile $n $s $total $ramp_ms $envs" >"$d/params"
+	echo "$PLEX_MODE $PLEX_COMPLEXITY" >"$d/plex"
 	"$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
 		--rate 8000 --calls "$n" --ramp-ms "$ramp_ms" --seconds "$total" \
 		--signal speech --linger-ms 3000 --connect-timeout-ms 20000 \
