@@ -8,8 +8,8 @@
  *   up:   soxr call rate -> Opus rate in 10 ms slices (tcall_uplink),
  *         Opus encode of 20 ms frames (each complexity asked for)
  *   down: Opus decode of 80 ms packets as PersonaPlex sends them (sphn:
- *         24 kHz VOIP, libopus defaults), soxr Opus rate -> call rate in
- *         20 ms slices (tcall_packet)
+ *         24 kHz VOIP, libopus defaults) straight at the call's rate
+ *         (tcall_packet: no resampler on the way down)
  *
  * It links the transcoder's own library (resample.c, codec.c), so the
  * settings cannot drift. Two profiles: "default" (Opus at 24 kHz) and
@@ -54,9 +54,9 @@ struct stage {
 struct profile {
 	const char  *name;
 	int          opus_rate;
-	struct stage up_rs, dec, dn_rs;
+	struct stage up_rs, dec;
 	struct stage enc[11];
-	double       up_backlog_ms, dn_backlog_ms; /* mean soxr backlog */
+	double       up_backlog_ms; /* mean soxr backlog */
 	double       up_bytes_s[11]; /* uplink Opus bytes per second */
 	double       snr_db[11]; /* encode_snr */
 	int          lookahead; /* samples at opus_rate */
@@ -288,15 +288,14 @@ run_profile(struct profile *pf, const struct args *a, const int16_t *call,
 	size_t   cap   = (size_t)(a->seconds * 24000) + 65536;
 	int16_t *up    = malloc(cap * sizeof(int16_t));
 	int16_t *dn    = malloc(cap * sizeof(int16_t));
-	int16_t *back  = malloc(cap * sizeof(int16_t));
 	double   secs  = (double)ncall / a->rate, ms;
 	int      orate = pf->opus_rate;
 	int      rc    = EIO;
 
-	if (!up || !dn || !back)
+	if (!up || !dn)
 		goto out;
 	for (int rep = 0; rep < a->reps; rep++) {
-		size_t nup, ndn, nback, bytes;
+		size_t nup, ndn, bytes;
 
 		nup = resample_run(a->rate, orate, call, ncall,
 		    (size_t)a->rate / 100, up, cap, &pf->up_backlog_ms, &ms);
@@ -314,31 +313,25 @@ run_profile(struct profile *pf, const struct args *a, const int16_t *call,
 				pf->snr_db[cx] = encode_snr(
 				    orate, cx, a->bitrate, up, nup);
 		}
-		/* The downlink: as many seconds, decoded at the Opus rate. */
-		ndn = decode_run(orate, pk, dn, cap, &ms);
+		/* The downlink: as many seconds of PersonaPlex's 24 kHz
+		 * stream, decoded straight at the call's rate as tcall.c
+		 * does (no resampler on the way down). */
+		ndn = decode_run(a->rate, pk, dn, cap, &ms);
 		if (ndn == 0)
 			goto out;
-		double dsecs            = (double)ndn / orate;
-		pf->dec.ms[pf->dec.n++] = ms / dsecs;
-		nback                   = resample_run(orate, a->rate, dn, ndn,
-		                      (size_t)orate / 50, back, cap, &pf->dn_backlog_ms, &ms);
-		if (nback == 0)
-			goto out;
-		pf->dn_rs.ms[pf->dn_rs.n++] = ms / dsecs;
+		pf->dec.ms[pf->dec.n++] = ms / ((double)ndn / a->rate);
 	}
 	rc = 0;
 out:
 	free(up);
 	free(dn);
-	free(back);
 	return rc;
 }
 
 static double
 total(const struct profile *pf, int cx)
 {
-	return median(&pf->up_rs) + median(&pf->enc[cx]) + median(&pf->dec)
-	    + median(&pf->dn_rs);
+	return median(&pf->up_rs) + median(&pf->enc[cx]) + median(&pf->dec);
 }
 
 static void
@@ -356,11 +349,8 @@ print_table(
 		printf("  soxr %d->%d        %7.3f  (backlog %.1f ms)\n",
 		    a->rate, pf[p].opus_rate, median(&pf[p].up_rs),
 		    pf[p].up_backlog_ms);
-		printf("  opus decode %d    %7.3f\n", pf[p].opus_rate,
+		printf("  opus decode at %d %7.3f\n", a->rate,
 		    median(&pf[p].dec));
-		printf("  soxr %d->%d        %7.3f  (backlog %.1f ms)\n",
-		    pf[p].opus_rate, a->rate, median(&pf[p].dn_rs),
-		    pf[p].dn_backlog_ms);
 		for (int i = 0; i < a->ncx; i++) {
 			int cx = a->cx[i];
 			printf("  opus encode cx%-2d    %7.3f  -> floor %7.3f "
@@ -395,13 +385,12 @@ print_json(
 	    opus_get_version_string());
 	for (int p = 0; p < np; p++) {
 		printf("%s\"%s\":{\"opus_rate\":%d,\"lookahead_ms\":%.2f,"
-		       "\"up_backlog_ms\":%.2f,\"down_backlog_ms\":%.2f,",
+		       "\"up_backlog_ms\":%.2f,\"decode_rate\":%d,",
 		    p ? "," : "", pf[p].name, pf[p].opus_rate,
 		    pf[p].lookahead * 1000.0 / pf[p].opus_rate,
-		    pf[p].up_backlog_ms, pf[p].dn_backlog_ms);
+		    pf[p].up_backlog_ms, a->rate);
 		print_stage("resample_up", &pf[p].up_rs, 0);
 		print_stage("decode", &pf[p].dec, 0);
-		print_stage("resample_down", &pf[p].dn_rs, 0);
 		printf("\"encode\":{");
 		for (int i = 0; i < a->ncx; i++) {
 			int  cx = a->cx[i];
@@ -460,7 +449,7 @@ usage(const char *prog)
 	printf("usage: %s [options]\n"
 	       "The codec floor: CPU per call-second of the transcoder's "
 	       "library calls\n"
-	       "(soxr both ways, Opus encode and decode) in a tight loop.\n\n"
+	       "(soxr up, Opus encode, Opus decode at the call's rate) in a tight loop.\n\n"
 	       "  --seconds S        audio per repetition (30)\n"
 	       "  --reps N           repetitions; the median is reported "
 	       "(3, max %d)\n"

@@ -381,15 +381,14 @@ def markdown(res):
                      fl["seconds"], fl["reps"], fl["soxr_engine"],
                      fl["libopus"]))
         for name, pf in fl["profiles"].items():
-            o.append("Profile **%s** (Opus at %d Hz): soxr up %s, Opus "
-                     "decode %s, soxr down %s; resampler backlog up %s ms, "
-                     "down %s ms; encoder look-ahead %s ms.\n" % (
+            o.append("Profile **%s** (Opus at %d Hz up): soxr up %s, Opus "
+                     "decode at %s Hz %s; resampler backlog up %s ms; "
+                     "encoder look-ahead %s ms.\n" % (
                          name, pf["opus_rate"],
                          fmt(pf["resample_up"]["median"], 3),
+                         pf.get("decode_rate", "?"),
                          fmt(pf["decode"]["median"], 3),
-                         fmt(pf["resample_down"]["median"], 3),
                          fmt(pf["up_backlog_ms"], 1),
-                         fmt(pf["down_backlog_ms"], 1),
                          fmt(pf["lookahead_ms"], 1)))
         cxs = sorted(int(c) for c in fl["profiles"]["default"]["floor"])
         o.append("| complexity | " + " | ".join(str(c) for c in cxs) + " |")

@@ -22,7 +22,6 @@
 struct tcall_scratch {
 	int16_t up[TCALL_SCRATCH];
 	int16_t dn_pcm[CODEC_MAX_FRAME];
-	int16_t dn[TCALL_SCRATCH];
 };
 
 struct tcall {
@@ -46,8 +45,7 @@ struct tcall {
 
 	/* downlink */
 	struct oggdemux      *demux;
-	struct codec_dec     *dec;
-	struct resample      *dn_rs;
+	struct codec_dec     *dec; /* at the call's rate */
 	uint32_t              dn_session;
 	struct tcall_scratch *sc;
 	bool                  own_sc;
@@ -95,11 +93,10 @@ tcall_alloc(struct tcall **out, const struct tcall_opts *o)
 	c->on_pcm  = o->on_pcm;
 	c->arg     = o->arg;
 	if ((rc = resample_alloc(&c->up_rs, o->rate, c->opus_rate)) != 0
-	    || (rc = resample_alloc(&c->dn_rs, c->opus_rate, o->rate)) != 0
 	    || (rc = codec_enc_alloc_rate(
 	            &c->enc, c->opus_rate, o->complexity, o->bitrate))
 	        != 0
-	    || (rc = codec_dec_alloc_rate(&c->dec, c->opus_rate)) != 0
+	    || (rc = codec_dec_alloc_rate(&c->dec, o->rate)) != 0
 	    || (rc = oggw_alloc(&c->oggw)) != 0
 	    || (rc = oggdemux_alloc(&c->demux)) != 0) {
 		tcall_free(c);
@@ -115,7 +112,6 @@ tcall_free(struct tcall *c)
 	if (c == NULL)
 		return;
 	resample_free(c->up_rs);
-	resample_free(c->dn_rs);
 	codec_enc_free(c->enc);
 	codec_dec_free(c->dec);
 	oggw_free(c->oggw);
@@ -235,24 +231,14 @@ tcall_uplink(struct tcall *c, const int16_t *pcm, size_t n)
 	return rc;
 }
 
-static void
-tcall_pcm_flush(struct tcall *c, size_t *fill)
-{
-	if (*fill == 0)
-		return;
-	c->st.samples_out += *fill;
-	if (c->on_pcm)
-		c->on_pcm(c->arg, c->sc->dn, *fill);
-	*fill = 0;
-}
-
-/* One downlink Opus packet: decode, resample, hand out as one piece. */
+/* One downlink Opus packet, decoded straight at the call's rate: libopus
+ * band-limits as it synthesizes at any of its rates, so the downlink needs
+ * no resampler (less CPU, about 120 kB less per call, no soxr delay). */
 static void
 tcall_packet(void *arg, const uint8_t *pkt, size_t n)
 {
 	struct tcall *c   = arg;
-	size_t        got = 0, fill = 0;
-	size_t        step = c->frame_n; /* resample in 20 ms slices */
+	size_t        got = 0;
 
 	if (codec_decode(
 	        c->dec, pkt, n, c->sc->dn_pcm, CODEC_MAX_FRAME, &got)) {
@@ -260,16 +246,11 @@ tcall_packet(void *arg, const uint8_t *pkt, size_t n)
 		return;
 	}
 	c->st.frames_decoded++;
-	for (size_t off = 0; off < got; off += step) {
-		size_t k = got - off < step ? got - off : step, o = 0;
-		if (resample_out_max(c->dn_rs, k) > TCALL_SCRATCH - fill)
-			tcall_pcm_flush(c, &fill);
-		if (resample_process(c->dn_rs, c->sc->dn_pcm + off, k,
-		        c->sc->dn + fill, TCALL_SCRATCH - fill, &o))
-			c->st.decode_errors++; /* not expected */
-		fill += o;
-	}
-	tcall_pcm_flush(c, &fill);
+	if (got == 0)
+		return;
+	c->st.samples_out += got;
+	if (c->on_pcm)
+		c->on_pcm(c->arg, c->sc->dn_pcm, got);
 }
 
 int

@@ -3,18 +3,19 @@
  *
  *   uplink:   PCM at the call's rate → soxr → 24 kHz → 20 ms Opus frames
  *             → Ogg pages of the current session's stream
- *   downlink: the session's Ogg bytes → demux → Opus decode at 24 kHz
- *             → soxr → PCM at the call's rate
+ *   downlink: the session's Ogg bytes → demux → Opus decode straight at
+ *             the call's rate (libopus decodes any stream at 8-48 kHz)
  *
- * 24 kHz is the Opus rate by default; with opus_rate equal to the call's
- * rate both soxr steps become plain copies (the density profile).
+ * 24 kHz is the uplink's Opus rate by default; with opus_rate equal to
+ * the call's rate the soxr step becomes a plain copy (the density
+ * profile).
  *
  * Output leaves through the callbacks given at creation, synchronously
  * from tcall_uplink, tcall_session_start and tcall_downlink; the buffers
  * they get are valid only during the call. Everything is allocated by
  * tcall_alloc: the per-frame path does not allocate. A tcall is owned by
  * one thread; tcall_free releases it. The tcalls of one thread may share
- * one struct tcall_scratch (38 kB of work buffers) instead of one each.
+ * one struct tcall_scratch (22 kB of work buffers) instead of one each.
  */
 #ifndef EXO_TCALL_H
 #define EXO_TCALL_H
@@ -34,7 +35,7 @@ typedef void (*tcall_pcm_fn)(void *arg, const int16_t *pcm, size_t n);
 
 struct tcall_opts {
 	int rate; /* the call's rate: 8000, 16000, 24000 */
-	int opus_rate; /* encode and decode at: 0 = 24000; or
+	int opus_rate; /* encode at: 0 = 24000; or
 	                  8000, 12000, 16000 (codec_rate_ok) */
 	int                   complexity; /* Opus encoder complexity, 0..10 */
 	int                   bitrate; /* Opus encoder bit/s */
