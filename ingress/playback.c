@@ -16,8 +16,12 @@ struct playback {
 	uint64_t urgent_us;
 	size_t   start; /* idle: bytes that start playback (a lead's worth) */
 
+	/* A ring that grows (doubling, up to cap) only when the audio
+	 * waiting needs it: a fixed 10 s ring would be walked through and
+	 * kept resident whole (160 kB per 8 kHz call) although a paced call
+	 * holds a few hundred ms. */
 	uint8_t *ring;
-	size_t   cap, head, len;
+	size_t   size, cap, head, len;
 
 	uint64_t played_until; /* µs, same clock as now_us; 0 = never */
 	uint64_t since; /* idle: when audio was first seen waiting */
@@ -66,7 +70,10 @@ playback_alloc(struct playback **out, const struct playback_opts *o)
 	pb->cap = (size_t)buf_ms / 20 * pb->frame;
 	if (pb->cap < 2 * pb->msg)
 		pb->cap = 2 * pb->msg;
-	if ((pb->ring = malloc(pb->cap)) == NULL) {
+	pb->size = 2 * pb->msg + pb->start;
+	if (pb->size > pb->cap)
+		pb->size = pb->cap;
+	if ((pb->ring = malloc(pb->size)) == NULL) {
 		free(pb);
 		return ENOMEM;
 	}
@@ -86,7 +93,7 @@ playback_free(struct playback *pb)
 static void
 ring_drop(struct playback *pb, size_t n)
 {
-	pb->head = (pb->head + n) % pb->cap;
+	pb->head = (pb->head + n) % pb->size;
 	pb->len -= n;
 	if (pb->len == 0)
 		pb->head = 0;
@@ -95,13 +102,41 @@ ring_drop(struct playback *pb, size_t n)
 static void
 ring_read(struct playback *pb, uint8_t *out, size_t n)
 {
-	size_t first = pb->cap - pb->head;
+	size_t first = pb->size - pb->head;
 
 	if (first > n)
 		first = n;
 	memcpy(out, pb->ring + pb->head, first);
 	memcpy(out + first, pb->ring, n - first);
 	ring_drop(pb, n);
+}
+
+/* Makes room for need bytes if cap allows; the waiting audio moves to the
+ * start of the new ring. Returns 0 or ENOMEM (the ring is unchanged). */
+static int
+ring_grow(struct playback *pb, size_t need)
+{
+	size_t   size = pb->size, first;
+	uint8_t *r;
+
+	while (size < need && size < pb->cap)
+		size *= 2;
+	if (size > pb->cap)
+		size = pb->cap;
+	if (size == pb->size)
+		return 0;
+	if ((r = malloc(size)) == NULL)
+		return ENOMEM;
+	first = pb->size - pb->head;
+	if (first > pb->len)
+		first = pb->len;
+	memcpy(r, pb->ring + pb->head, first);
+	memcpy(r + first, pb->ring, pb->len - first);
+	free(pb->ring);
+	pb->ring = r;
+	pb->size = size;
+	pb->head = 0;
+	return 0;
 }
 
 int
@@ -111,25 +146,27 @@ playback_push(struct playback *pb, const uint8_t *pcm, size_t n)
 
 	if (n % 2 != 0)
 		return EINVAL;
-	if (n > pb->cap) {
-		/* Only the newest cap bytes can be kept. */
-		pb->st.dropped_bytes += pb->len + (n - pb->cap);
+	if (pb->len + n > pb->size)
+		(void)ring_grow(pb, pb->len + n); /* else the oldest goes */
+	if (n > pb->size) {
+		/* Only the newest size bytes can be kept. */
+		pb->st.dropped_bytes += pb->len + (n - pb->size);
 		pb->len  = 0;
 		pb->head = 0;
-		pcm += n - pb->cap;
-		n = pb->cap;
+		pcm += n - pb->size;
+		n = pb->size;
 	}
-	if (pb->len + n > pb->cap) {
+	if (pb->len + n > pb->size) {
 		/* Drop the oldest whole frames, keeping samples aligned. */
-		size_t need = pb->len + n - pb->cap;
+		size_t need = pb->len + n - pb->size;
 		size_t drop = (need + pb->frame - 1) / pb->frame * pb->frame;
 		if (drop > pb->len)
 			drop = pb->len;
 		ring_drop(pb, drop);
 		pb->st.dropped_bytes += drop;
 	}
-	tail  = (pb->head + pb->len) % pb->cap;
-	first = pb->cap - tail;
+	tail  = (pb->head + pb->len) % pb->size;
+	first = pb->size - tail;
 	if (first > n)
 		first = n;
 	memcpy(pb->ring + tail, pcm, first);
@@ -259,4 +296,10 @@ const struct playback_stats *
 playback_stats(const struct playback *pb)
 {
 	return &pb->st;
+}
+
+size_t
+playback_ring_bytes(const struct playback *pb)
+{
+	return pb->size;
 }

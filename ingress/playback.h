@@ -81,5 +81,8 @@ size_t playback_buffered(const struct playback *pb);
 /* How far the played-until clock is ahead of now (0 when idle). */
 uint64_t playback_ahead_us(const struct playback *pb, uint64_t now_us);
 const struct playback_stats *playback_stats(const struct playback *pb);
+/* Bytes the ring holds now: it grows, doubling, only as far as the audio
+ * waiting needs (at most buffer_ms). */
+size_t playback_ring_bytes(const struct playback *pb);
 
 #endif

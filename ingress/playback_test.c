@@ -385,6 +385,76 @@ test_push_limits(void)
 	return 0;
 }
 
+/* Samples numbered 0, 1, 2, ... so order and loss show in the output. */
+static void
+ramp(int16_t *pcm, size_t n, uint16_t *next)
+{
+	for (size_t i = 0; i < n; i++)
+		pcm[i] = (int16_t)(*next)++;
+}
+
+static int
+ramp_check(const uint8_t *buf, size_t bytes, uint16_t *expect)
+{
+	for (size_t i = 0; i + 1 < bytes; i += 2) {
+		int16_t v;
+		memcpy(&v, buf + i, 2);
+		if ((uint16_t)v != (*expect)++)
+			return 1;
+	}
+	return 0;
+}
+
+/* A paced stream keeps the ring small however long it runs; a burst
+ * grows it (the waiting audio kept in order across the wrap), and it
+ * never grows past buffer_ms. */
+static int
+test_ring_grows(void)
+{
+	static int16_t       pcm[8000 * 6];
+	struct playback     *pb;
+	struct playback_opts o = { .rate = 8000 };
+	uint16_t             next = 0, expect = 0;
+	size_t               small, n;
+	uint64_t             now = 0;
+
+	TEST_EQ(playback_alloc(&pb, &o), 0);
+	small = playback_ring_bytes(pb);
+	TEST_ASSERT(small < 16000); /* well under 10 s (160 000 B) */
+	/* 60 s: 80 ms packets as PersonaPlex sends them, a 20 ms tick. */
+	for (int t = 0; t < 3000; t++, now += TICK) {
+		if (t % 4 == 0) {
+			ramp(pcm, 640, &next);
+			TEST_EQ(playback_push(pb, (uint8_t *)pcm, 1280), 0);
+		}
+		while ((n = playback_next(pb, now, out, sizeof(out))) > 0)
+			TEST_EQ(ramp_check(out, n, &expect), 0);
+	}
+	TEST_EQ(playback_ring_bytes(pb), small);
+	TEST_EQ(playback_stats(pb)->dropped_bytes, 0);
+	/* A 5 s burst while the head is mid-ring. */
+	ramp(pcm, 40000, &next);
+	TEST_EQ(playback_push(pb, (uint8_t *)pcm, 80000), 0);
+	TEST_ASSERT(playback_ring_bytes(pb) >= 80000);
+	TEST_ASSERT(playback_ring_bytes(pb) <= 160000);
+	for (int t = 0; t < 400; t++, now += TICK)
+		while ((n = playback_next(pb, now, out, sizeof(out))) > 0)
+			TEST_EQ(ramp_check(out, n, &expect), 0);
+	TEST_EQ(playback_buffered(pb), 0);
+	TEST_EQ(expect, next);
+	/* 12 s at once: the ring stops at 10 s, the oldest 2 s go. */
+	ramp(pcm, 8000 * 6, &next);
+	TEST_EQ(playback_push(pb, (uint8_t *)pcm, sizeof(pcm)), 0);
+	ramp(pcm, 8000 * 6, &next);
+	TEST_EQ(playback_push(pb, (uint8_t *)pcm, sizeof(pcm)), 0);
+	TEST_EQ(playback_ring_bytes(pb), 160000);
+	TEST_EQ(playback_buffered(pb), 160000);
+	TEST_EQ(playback_stats(pb)->dropped_bytes, 32000);
+	playback_free(pb);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_sizes), TEST(test_paced), TEST(test_stream),
     TEST(test_underrun_no_burst), TEST(test_tail_padding), TEST(test_drain),
-    TEST(test_cap), TEST(test_clear), TEST(test_push_limits))
+    TEST(test_cap), TEST(test_clear), TEST(test_push_limits),
+    TEST(test_ring_grows))

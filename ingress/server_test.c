@@ -474,9 +474,9 @@ static const char *start_16k
 static void
 send_media(struct client *c, const char *sid, size_t bytes)
 {
-	static uint8_t pcm[8192];
-	static char    js[16384];
-	char           b64[12000];
+	static uint8_t pcm[32768];
+	static char    js[49152];
+	static char    b64[44000];
 
 	for (size_t i = 0; i < bytes; i++)
 		pcm[i] = (uint8_t)i;
@@ -1475,6 +1475,14 @@ test_rate_24k(void)
 	TEST_EQ(c.bad_frames, 0);
 	TEST_ASSERT(c.max_ahead <= 0.4);
 	TEST_EQ(fx.pt.audio_rate, 24000);
+	/* 400 ms in one message (26 kB of JSON): lws hands it over in
+	 * pieces of rx_buffer_size, joined before it is parsed. */
+	send_media(&c, sid1, 19200);
+	for (int i = 0; i < 300 && fx.pt.audio_bytes < 960 + 19200; i++)
+		pump(&c, 10);
+	TEST_EQ(fx.pt.audio_bytes, 960 + 19200);
+	TEST_ASSERT(
+	    metric_is("exoplex_exotel_messages_in_total{event=\"media\"} 2"));
 	client_close(&c);
 	teardown();
 	return 0;
