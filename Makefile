@@ -80,6 +80,7 @@ ASAN_TESTS ?=
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
 SOAK_SECONDS ?= 3600
 SOAK_CALLS ?= 100
 SUPP := $(abspath fuzz/sanitize)
@@ -121,7 +122,7 @@ fuzz: deps
 	[ -f $(FUZZ_BUILD)/CMakeCache.txt ] || CC=clang cmake -S . -B $(FUZZ_BUILD) \
 		-DEXOPLEX_FUZZ=ON -DEXOPLEX_SANITIZE=address,undefined $(CMAKE_FLAGS)
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
-	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ARGS='$(FUZZ_ARGS)' fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 FUZZ_TARGETS ?= exotel auth base64 ppframe oggdemux tcall sttmsg persona config bus
 
