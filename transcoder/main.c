@@ -94,7 +94,7 @@ main(int argc, char **argv)
 		.dst                         = &opus_rate,
 		.choices                     = "24000|call",
 		.help
-		= "Opus rate toward and from PersonaPlex: 24000, or call "
+		= "Opus rate of the caller's audio toward PersonaPlex: 24000, or call "
 		  "(the call's own rate: no resampling, less CPU; "
 		  "docs/performance.md)" };
 	opts[n++] = (struct cfg_opt) { .flag = "call-idle-s",
