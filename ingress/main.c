@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -127,12 +128,20 @@ check_readable(const char *v, char *err, size_t len)
 	return 0;
 }
 
+/* The admin thread probes readiness from admin_start on, before the
+ * server exists and after it is stopped: it sees the server only through
+ * this pointer, published with release once started. */
 static int
 ready(void *arg, char *detail, size_t len)
 {
-	struct server **srv = arg;
+	_Atomic(struct server *) *live = arg;
+	struct server            *s    = atomic_load(live);
 
-	return server_ready(*srv, detail, len);
+	if (s == NULL) {
+		snprintf(detail, len, "starting");
+		return 0;
+	}
+	return server_ready(s, detail, len);
 }
 
 int
@@ -152,6 +161,7 @@ main(int argc, char **argv)
 	struct admin     *adm = NULL;
 	struct bus       *bt = NULL, *bc = NULL;
 	struct server    *srv  = NULL;
+	_Atomic(struct server *) live = NULL; /* srv, for the admin thread */
 	struct auth      *auth = NULL;
 	struct sigaction  sa;
 	int               rv, status = 1;
@@ -305,7 +315,7 @@ main(int argc, char **argv)
 	            .metrics                 = m,
 	            .log                     = &lg,
 	            .ready                   = ready,
-	            .arg                     = &srv })
+	            .arg                     = &live })
 	    != 0)
 		goto out;
 	if (bus_open(&bt,
@@ -346,6 +356,7 @@ main(int argc, char **argv)
 	            .bus_control                = bc })
 	    != 0)
 		goto out;
+	atomic_store(&live, srv);
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
