@@ -411,6 +411,12 @@ bus_close(struct bus *b)
 	free(b);
 }
 
+void
+bus_lib_fini(void)
+{
+	nng_fini();
+}
+
 static struct entry *
 ent_at(struct bus *b, size_t i)
 {

@@ -75,6 +75,10 @@ int bus_tap_url(const char *tap, const char *self, const char *link,
  * created if missing. Returns 0 or an errno-style value after logging. */
 int  bus_open(struct bus **out, const struct bus_opts *o);
 void bus_close(struct bus *b);
+/* After the last bus_close of the process, at exit: waits for NNG to free
+ * what its threads still hold (a message a closed socket had queued), so
+ * leak checkers see nothing. Not thread-safe; nothing of NNG may run. */
+void bus_lib_fini(void);
 
 /* Packs f (which the caller keeps) and queues it. Returns 0, or ENOSPC
  * when a control frame finds the control queue full (logged, counted). */

@@ -276,6 +276,7 @@ out:
 	hooks_free(hk); /* delivers what is due, briefly */
 	bus_close(to_i);
 	bus_close(to_t);
+	bus_lib_fini();
 	metrics_free(m);
 	return status;
 }

@@ -392,6 +392,7 @@ out:
 	}
 	bus_close(bc);
 	bus_close(bt);
+	bus_lib_fini();
 	metrics_free(m);
 	auth_free(auth);
 	return status;

@@ -226,6 +226,7 @@ out:
 	admin_stop(admin);
 	bus_close(bus_eg);
 	bus_close(bus_in);
+	bus_lib_fini();
 	metrics_free(metrics);
 	return status;
 }
