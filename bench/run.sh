@@ -19,6 +19,9 @@
 # Usage: bench/run.sh [--calls N] [--seconds S] [--sweep "25 50 ..."|none]
 #            [--sweep-seconds S] [--profiles "default density"]
 #            [--no-floor] [--out DIR] [--name NAME] [--count-allocs]
+# BENCH_CALL_ARGS adds exoplex-call options (e.g. --spread: the calls'
+# 20 ms phases spread as independent real calls' are; by default all
+# calls send on the same boundary, one burst per 20 ms).
 # BENCH_PERF=1 also profiles the trio with perf during each window
 # (perf.<process>.txt in the run's directory; KEEP=1 keeps it).
 # Settings of the profiles: BENCH_DEFAULT_ENV, BENCH_DENSITY_ENV (below).
@@ -236,6 +239,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	"$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
 		--rate 8000 --calls "$n" --ramp-ms "$ramp_ms" --seconds "$total" \
 		--signal speech --linger-ms 3000 --connect-timeout-ms 20000 \
+		${BENCH_CALL_ARGS:-} \
 		>"$d/call.json" 2>"$d/call.log" &
 	PID_OF[call]=$!; PIDS+=($!)
 	local cpid=$!

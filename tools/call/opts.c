@@ -261,6 +261,10 @@ opts_usage(const char *prog)
 	    "                        FILE records every call)\n"
 	    "  --calls N             concurrent calls on one tick (1)\n"
 	    "  --ramp-ms MS          spread call starts over MS (0)\n"
+	    "  --spread              give the calls phases spread over the\n"
+	    "                        20 ms, as independent calls have (the\n"
+	    "                        tick runs every 2 ms); default: every\n"
+	    "                        call on the same 20 ms boundary\n"
 	    "  --seed N              random seed for ids and the signal\n"
 	    "  --per-call            add a per-call array to the summary\n"
 	    "  --analyze-seconds S   received audio kept per call for\n"
@@ -308,6 +312,7 @@ enum {
 	O_RECORD,
 	O_CALLS,
 	O_RAMP,
+	O_SPREAD,
 	O_SEED,
 	O_PER_CALL,
 	O_ANALYZE,
@@ -350,6 +355,7 @@ static const struct option longopts[] = {
 	{ "record", required_argument, NULL, O_RECORD },
 	{ "calls", required_argument, NULL, O_CALLS },
 	{ "ramp-ms", required_argument, NULL, O_RAMP },
+	{ "spread", no_argument, NULL, O_SPREAD },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "per-call", no_argument, NULL, O_PER_CALL },
 	{ "analyze-seconds", required_argument, NULL, O_ANALYZE },
@@ -577,6 +583,9 @@ opts_parse(
 				    "--ramp-ms: '%s' is not in [0, 3600000]",
 				    a);
 			o->ramp_ms = (int)l;
+			break;
+		case O_SPREAD:
+			o->spread = true;
 			break;
 		case O_SEED: {
 			char *end;

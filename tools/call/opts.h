@@ -60,6 +60,7 @@ struct call_opts {
 	const char              *record;
 	int                      calls;
 	int                      ramp_ms; /* spread of call starts */
+	bool                     spread; /* calls' 20 ms phases spread */
 	unsigned long long       seed;
 	bool                     seed_set;
 	bool                     per_call;

@@ -27,6 +27,9 @@
 #include "rxcheck.h"
 
 #define TICK_US 20000
+/* With --spread, the shared tick runs this often and each call acts when
+ * its own 20 ms boundary has passed. */
+#define SUBTICK_US 2000
 #define TICK_MS 20
 /* A received message larger than this is not even parsed. */
 #define RX_MAX (4u << 20)
@@ -66,6 +69,9 @@ struct call {
 
 	uint64_t dial_tick, dial_us, start_tick, start_us, stop_us, close_us;
 	uint64_t play_tick;
+	uint64_t phase_us; /* this call's 20 ms boundaries: t0 + phase + k*20 ms */
+	uint64_t last_n; /* the tick call_tick last saw */
+	bool     ticked;
 	bool     sent_connected, sent_start, sent_stop, stop_due, timed_out;
 	unsigned seq;
 	uint64_t chunks_total, chunks_due, chunks_sent;
@@ -170,10 +176,13 @@ call_fail(struct call *c, const char *why)
 	call_finish(c);
 }
 
+/* The call's own tick number at now (mono µs). */
 static uint64_t
-sim_tick_now(const struct sim *s)
+call_tick_at(const struct call *c, uint64_t now)
 {
-	return (mono_us() - s->t0) / TICK_US;
+	uint64_t from = c->sim->t0 + c->phase_us;
+
+	return now > from ? (now - from) / TICK_US : 0;
 }
 
 static bool
@@ -283,7 +292,7 @@ call_sent(struct call *c, enum item it)
 	case IT_START:
 		c->sent_start = true;
 		c->start_us   = mono_us();
-		c->start_tick = c->play_tick = sim_tick_now(c->sim);
+		c->start_tick = c->play_tick = call_tick_at(c, mono_us());
 		LOGI(c->sim->lg, &c->lc,
 		    "call %zu: start sent (rate %d, %llu chunks of %d ms)",
 		    c->idx, o->rate, (unsigned long long)c->chunks_total,
@@ -558,7 +567,8 @@ call_play(struct call *c)
 	/* Frame play_tick plays at this wall-clock time (catch-up ticks
 	 * included), for the gaps the restart tests compare. */
 	gaps_frame(&c->res.gaps, c->frame, got,
-	    (c->sim->t0_wall + c->play_tick * TICK_US) / 1000, TICK_MS);
+	    (c->sim->t0_wall + c->phase_us + c->play_tick * TICK_US) / 1000,
+	    TICK_MS);
 
 	if (c->recording)
 		grow_append(&c->rec, &c->rec_n, &c->rec_cap, c->frame, frame);
@@ -686,13 +696,25 @@ sim_tick(lws_sorted_usec_list_t *sul)
 {
 	struct sim *s    = lws_container_of(sul, struct sim, sul);
 	uint64_t    now  = mono_us();
-	uint64_t    n    = (now - s->t0) / TICK_US;
+	uint64_t    step = s->o->spread ? SUBTICK_US : TICK_US;
+	uint64_t    n    = (now - s->t0) / step;
 	bool        intr = s->interrupt && *s->interrupt;
 
-	for (size_t i = 0; i < s->ncalls; i++)
-		call_tick(&s->calls[i], n, now, intr);
+	/* Real calls' 20 ms boundaries are independent: with --spread each
+	 * call has its own phase, so the server under test sees the calls'
+	 * messages spread over the 20 ms; by default they come as one burst
+	 * (the worst case for latency, the cheapest for CPU). */
+	for (size_t i = 0; i < s->ncalls; i++) {
+		struct call *c  = &s->calls[i];
+		uint64_t     cn = call_tick_at(c, now);
+		if (c->ticked && cn == c->last_n && !intr)
+			continue;
+		c->ticked = true;
+		c->last_n = cn;
+		call_tick(c, cn, now, intr);
+	}
 	if (s->active) {
-		uint64_t next = s->t0 + (n + 1) * TICK_US;
+		uint64_t next = s->t0 + (n + 1) * step;
 		now           = mono_us();
 		lws_sul_schedule(s->ctx, 0, &s->sul, sim_tick,
 		    next > now ? (lws_usec_t)(next - now) : 1);
@@ -816,6 +838,8 @@ call_init(struct sim *s, struct call *c, size_t idx, uint64_t *rng)
 	if (o->ramp_ms && s->ncalls > 1)
 		c->dial_tick
 		    = (uint64_t)o->ramp_ms * idx / s->ncalls / TICK_MS;
+	if (o->spread && s->ncalls > 1)
+		c->phase_us = (uint64_t)TICK_US * idx / s->ncalls;
 	c->tx_cap = LWS_PRE + exomsg_media_cap(&c->info, s->chunk * 2) + 4096;
 	c->tx     = malloc(c->tx_cap);
 	c->pcm_le = malloc(s->chunk * 2);
