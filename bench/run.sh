@@ -82,7 +82,7 @@ RUNS=$T/runs
 mkdir -p "$RUNS" "$OUT"
 PIDS=()
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+. "$ROOT/tests/helpers.sh" # log, wait_http, metric, free_range
 
 stop_all() {
 	local p
@@ -105,45 +105,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# free_range N: the first port of N consecutive free ports below the
-# ephemeral range (so outgoing connections cannot take them meanwhile).
-free_range() {
-	python3 - "$1" <<'PY'
-import socket, sys, random
-n = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(10000, 32000 - n)
-    socks = []
-    try:
-        for p in range(base, base + n):
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", p))
-            socks.append(s)
-    except OSError:
-        for s in socks: s.close()
-        continue
-    for s in socks: s.close()
-    print(base)
-    sys.exit(0)
-sys.exit(1)
-PY
-}
-
-wait_http() {
-	local url=$1 deadline=$((SECONDS + ${2:-20}))
-	while [ $SECONDS -lt $deadline ]; do
-		curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	log "timed out waiting for $url"
-	return 1
-}
-
-metric() {
-	curl -fsS --max-time 2 "$1/metrics" | awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
-}
 
 # sample DIR TAG: /proc stats of every process, the machine's CPU, and the
 # /metrics of the trio, as files DIR/TAG.*.
@@ -204,7 +165,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 		--admin "127.0.0.1:$ap4" --mode "$PLEX_MODE" --complexity "$PLEX_COMPLEXITY" \
 		--log-level warn >"$d/fakeplex.log" 2>&1 &
 	PID_OF[fakeplex]=$!; PIDS+=($!)
-	wait_http "${ADM[fakeplex]}/healthz" || return 1
+	wait_http "${ADM[fakeplex]}/healthz" 20 || return 1
 	# shellcheck disable=SC2086
 	env EXOPLEX_PERSONAPLEX_URLS="$urls" $envs "${pre[@]}" "$BIN/exoplex-egress" \
 		--admin "127.0.0.1:$ap3" >"$d/egress.log" 2>&1 &
@@ -218,7 +179,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 		--listen "127.0.0.1:$lp" >"$d/ingress.log" 2>&1 &
 	PID_OF[ingress]=$!; PIDS+=($!)
 	for p in ingress transcoder egress; do
-		wait_http "${ADM[$p]}/healthz" || return 1
+		wait_http "${ADM[$p]}/healthz" 20 || return 1
 	done
 	local deadline=$((SECONDS + 15))
 	while [ $SECONDS -lt $deadline ]; do

@@ -11,7 +11,7 @@ PIDS=()
 NAMES=()
 KEEP_LOGS=${KEEP_LOGS:-0}
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+. "$(dirname "${BASH_SOURCE[0]}")/helpers.sh"
 
 cleanup() {
 	local rc=$?
@@ -66,22 +66,6 @@ pid_of() {
 	for i in "${!NAMES[@]}"; do
 		[ "${NAMES[$i]}" = "$1" ] && echo "${PIDS[$i]}"
 	done
-}
-
-# wait_http URL [SECONDS]: until URL answers 200.
-wait_http() {
-	local url=$1 deadline=$((SECONDS + ${2:-10}))
-	while [ $SECONDS -lt $deadline ]; do
-		curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	log "timed out waiting for $url"
-	return 1
-}
-
-# metric URL NAME_WITH_LABELS: the value of one series (0 if absent).
-metric() {
-	curl -fsS --max-time 2 "$1/metrics" | awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
 }
 
 # json_get JSON_FILE EXPR: python expression over `d` (the parsed file).

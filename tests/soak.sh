@@ -43,29 +43,6 @@ SERVERS=$((CALLS + PER))
 mkdir -p "$(dirname "$OUT")"
 log "soak: ${DUR}s, $CALLS calls ($WAVES groups of $PER, ${CALL_S}s each), $SERVERS servers, warm-up ${WARM}s, window ${WIN}s"
 
-# A run of consecutive free ports for the stand-in's listener range.
-free_range() {
-	python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(200):
-    base = random.randint(20000, 60000 - n)
-    socks = []
-    try:
-        for p in range(base, base + n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", p))
-            socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    sys.exit(0)
-sys.exit(1)
-PY
-}
 base=$(free_range "$SERVERS") || { log "no run of $SERVERS free ports"; exit 1; }
 read -r P_PLEX_ADM <<<"$(free_ports 1)"
 PLEX_ADM="http://127.0.0.1:$P_PLEX_ADM"
