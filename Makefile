@@ -21,7 +21,8 @@ CMAKE_FLAGS ?=
 
 # Debian 12 packages: build tools, the libraries, and what the tests use.
 DEB_PACKAGES = build-essential cmake pkg-config git \
-	libwebsockets-dev libopus-dev libsoxr-dev libogg-dev \
+	libwebsockets-dev libwebsockets-evlib-ev libev-dev \
+	libopus-dev libsoxr-dev libogg-dev \
 	libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler \
 	libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcjson-dev \
 	libssl-dev libinih-dev opus-tools curl python3 ca-certificates \

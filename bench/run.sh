@@ -208,7 +208,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	sample "$d" start
 	local perfs=()
 	if [ "${BENCH_PERF:-0}" = 1 ]; then
-		for p in ingress transcoder egress; do
+		for p in ingress transcoder egress call fakeplex; do
 			perf record -q -F 499 -g -p "${PID_OF[$p]}" -o "$d/perf.$p.data" \
 				-- sleep "$s" >/dev/null 2>&1 &
 			perfs+=($!)
@@ -218,7 +218,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	sample "$d" end
 	for p in "${perfs[@]}"; do wait "$p"; done
 	if [ "${BENCH_PERF:-0}" = 1 ]; then
-		for p in ingress transcoder egress; do
+		for p in ingress transcoder egress call fakeplex; do
 			perf report -q -i "$d/perf.$p.data" --no-children --sort dso,sym \
 				--percent-limit 1 -g none 2>/dev/null | head -40 >"$d/perf.$p.txt"
 		done

@@ -47,6 +47,7 @@
 #include "bus.h"
 #include "bus_lws.h"
 #include "clock.h"
+#include "evloop.h"
 #include "hooks.h"
 #include "log.h"
 #include "metrics.h"
@@ -166,6 +167,7 @@ struct link {
 
 struct egress {
 	struct egress_opts     o;
+	struct evloop         *loop; /* owns ctx */
 	struct lws_context    *ctx;
 	struct lws_vhost      *vh;
 	struct session_env    *senv;
@@ -2110,12 +2112,11 @@ egress_alloc(
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS
 	    | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ci.port = CONTEXT_PORT_NO_LISTEN;
-	e->ctx  = lws_create_context(&ci);
-	if (!e->ctx) {
+	if ((rc = evloop_create(&e->loop, &ci))) {
 		LOGE(o->log, NULL, "could not create the lws context");
-		rc = ENOMEM;
 		goto out;
 	}
+	e->ctx = evloop_lws(e->loop);
 	memset(&ci, 0, sizeof(ci));
 	ci.options    = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ci.port       = CONTEXT_PORT_NO_LISTEN;
@@ -2288,12 +2289,12 @@ egress_free(struct egress *e)
 	 * transcripts get the STT close wait. */
 	for (uint64_t t = mono_us() + 300000; e->senv && e->ctx
 	     && session_env_count(e->senv) && mono_us() < t;) {
-		lws_service(e->ctx, -1);
+		evloop_turn(e->loop, false);
 		usleep(2000);
 	}
 	for (uint64_t t = mono_us() + 2500000;
 	     e->tails && e->ctx && mono_us() < t;) {
-		lws_service(e->ctx, -1);
+		evloop_turn(e->loop, false);
 		usleep(2000);
 	}
 	tails_end(e);
@@ -2303,8 +2304,7 @@ egress_free(struct egress *e)
 		strmap_free(e->quiet);
 	}
 	session_env_free(e->senv);
-	if (e->ctx)
-		lws_context_destroy(e->ctx);
+	evloop_destroy(e->loop);
 	personas_free(e->personas);
 	pool_free(e->pool);
 	free(e->servers);
@@ -2312,10 +2312,10 @@ egress_free(struct egress *e)
 	free(e);
 }
 
-struct lws_context *
-egress_lws(struct egress *e)
+void
+egress_service(struct egress *e, bool wait)
 {
-	return e->ctx;
+	evloop_turn(e->loop, wait);
 }
 
 size_t

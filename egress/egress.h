@@ -99,8 +99,9 @@ int egress_alloc(struct egress **out, const struct egress_opts *o, char *err,
  * destroys the lws context. The bus links stay the caller's. */
 void egress_free(struct egress *e);
 
-/* The lws context to service. */
-struct lws_context *egress_lws(struct egress *e);
+/* One turn of egress's loop (evloop_turn): when wait, waits for a socket,
+ * a timer (the tick: at least every 100 ms) or a wake-up first. */
+void egress_service(struct egress *e, bool wait);
 
 /* Number of calls known. */
 size_t egress_calls(const struct egress *e);

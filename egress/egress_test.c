@@ -246,7 +246,7 @@ pump(struct fix *x)
 	Exo__Envelope *env;
 	struct peer   *peers[2] = { &x->tr, &x->in };
 
-	lws_service(egress_lws(x->eg), -1);
+	egress_service(x->eg, false);
 	lws_service(x->srv, -1);
 	bus_flush(x->to_t);
 	bus_flush(x->to_i);
@@ -341,6 +341,18 @@ servers_in(struct fix *x, const char *state)
 	snprintf(
 	    s, sizeof(s), "exoplex_personaplex_servers{state=\"%s\"}", state);
 	return metric_val(x->m, s);
+}
+
+/* Free servers now (the metrics above follow on egress's tick). */
+static int
+servers_free(struct fix *x)
+{
+	char        d[512];
+	const char *p;
+
+	egress_ready(x->eg, d, sizeof(d));
+	p = strstr(d, " free=");
+	return p ? atoi(p + 6) : -1;
 }
 
 static int64_t
@@ -951,7 +963,12 @@ test_stop_while_connecting(void)
 		if (i % 2)
 			pump_ms(&x, 1);
 		send_call_stop(&x, id);
-		pump(&x);
+		/* Its server is free again before the next call. */
+		PUMP_UNTIL(&x,
+		    metric_val(x.m,
+		        "exoplex_egress_calls_by_mode_total{mode=\"agent\"}")
+		            == i + 1
+		        && egress_calls(x.eg) == 0 && servers_free(&x) == 2);
 	}
 	PUMP_UNTIL(&x, egress_calls(x.eg) == 0 && servers_in(&x, "free") == 2);
 	TEST_EQ(count(&x.in, EXO__FRAME__BODY_HANGUP, NULL), 0);

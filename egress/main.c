@@ -261,9 +261,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	LOGI(&lg, NULL, "running: bus %s and %s, admin %s", u1, u2,
 	    s.common.admin);
-	/* lws_service returns at least every 100 ms (egress's tick). */
 	while (!stopping) {
-		lws_service(egress_lws(eg), 0);
+		egress_service(eg, true);
 		bus_flush(to_t);
 		bus_flush(to_i);
 		admin_heartbeat(adm);

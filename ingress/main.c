@@ -365,8 +365,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	while (!drain_step(&drain, srv, &lg, drain_ms)) {
-		if (server_service(srv) < 0)
-			break;
+		server_service(srv);
 		bus_flush(bt);
 		bus_flush(bc);
 		admin_heartbeat(adm);

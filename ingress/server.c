@@ -53,6 +53,7 @@
 #include "callbus.h"
 #include "clock.h"
 #include "config.h"
+#include "evloop.h"
 #include "exotel.h"
 #include "log.h"
 #include "metrics.h"
@@ -202,6 +203,7 @@ struct conn {
 
 struct server {
 	struct server_opts  o;
+	struct evloop      *loop; /* owns ctx */
 	struct lws_context *ctx;
 	struct lws_vhost   *vh;
 	struct strmap      *calls; /* stream_sid → conn, live and stopped */
@@ -1819,8 +1821,7 @@ server_start(struct server **out, const struct server_opts *o)
 		info.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1
 		    | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_COMPRESSION);
 	}
-	s->ctx = lws_create_context(&info);
-	if (s->ctx == NULL) {
+	if ((rv = evloop_create(&s->loop, &info)) != 0) {
 		if (o->tls_cert && *o->tls_cert)
 			LOGE(o->log, NULL,
 			    "cannot listen on %s with TLS: in use, not a "
@@ -1833,9 +1834,10 @@ server_start(struct server **out, const struct server_opts *o)
 			    "cannot listen on %s (in use, or not a "
 			    "local address?)",
 			    o->listen);
-		rv = EADDRINUSE;
+		rv = rv == ENOMEM ? rv : EADDRINUSE;
 		goto out;
 	}
+	s->ctx = evloop_lws(s->loop);
 	if (o->tls_cert && *o->tls_cert)
 		LOGI(o->log, NULL, "serving wss:// on %s (certificate %s)",
 		    o->listen, o->tls_cert);
@@ -1880,8 +1882,7 @@ server_start(struct server **out, const struct server_opts *o)
 	*out = s;
 	return 0;
 out:
-	if (s->ctx)
-		lws_context_destroy(s->ctx);
+	evloop_destroy(s->loop);
 	strmap_free(s->calls);
 	free(s->pcm);
 	free(s->play);
@@ -1904,7 +1905,7 @@ server_stop(struct server *s)
 			send_call_stop(s, c, "bridge_error");
 		}
 	/* Closes every socket; LWS_CALLBACK_CLOSED frees each conn. */
-	lws_context_destroy(s->ctx);
+	evloop_destroy(s->loop);
 	strmap_free(s->calls);
 	free(s->pcm);
 	free(s->play);
@@ -1953,10 +1954,10 @@ server_end_calls(struct server *s, const char *reason)
 	}
 }
 
-int
+void
 server_service(struct server *s)
 {
-	return lws_service(s->ctx, 0);
+	evloop_turn(s->loop, true);
 }
 
 int

@@ -63,8 +63,9 @@ size_t server_open_sockets(const struct server *s);
  * still waiting for their start. They close over the next turns. */
 void server_end_calls(struct server *s, const char *reason);
 
-/* One turn of the lws loop; returns lws_service's result (<0: fatal). */
-int server_service(struct server *s);
+/* One turn of the loop (evloop_turn): waits for a socket, the tick or a
+ * wake-up, and handles what is ready. */
+void server_service(struct server *s);
 
 /* The TCP port listened on (useful when the listen port was 0). */
 int server_port(const struct server *s);

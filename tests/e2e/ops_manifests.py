@@ -69,6 +69,11 @@ def apt_packages(lines):
     return pk
 
 
+# Loaded with dlopen, so ldd cannot see it: lws's libev support, which
+# every component's event loop runs on (common/evloop.h).
+DLOPENED = ("libwebsockets-evlib-ev",)
+
+
 def check_dockerfile():
     f = path("deploy", "Dockerfile")
     st = dockerfile_stages(f)
@@ -83,6 +88,10 @@ def check_dockerfile():
     if not st.get("build", [""])[0].split()[1].startswith("debian:bookworm"):
         err(f, "the build stage is not Debian bookworm")
     pk = apt_packages(rt)
+    for p in DLOPENED:
+        if p not in pk:
+            err(f, f"the runtime stage does not install {p} (lws loads it "
+                   "at run time: common/evloop.h)")
     for p in pk:
         if p.endswith("-dev") or p in ("build-essential", "cmake", "gcc", "pkg-config"):
             err(f, f"build package '{p}' in the runtime stage")

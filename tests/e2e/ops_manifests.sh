@@ -145,6 +145,7 @@ dashboard metric typo|deploy/monitoring/exoplex-dashboard.json|s/exoplex_playout
 dashboard not JSON|deploy/monitoring/exoplex-dashboard.json|1s/{/{,/
 runtime image misses a library|deploy/Dockerfile|s/ libopus0 / /
 runtime image with a -dev package|deploy/Dockerfile|s/libwebsockets17 /libwebsockets17 libopus-dev /
+runtime image without lws's libev plugin|deploy/Dockerfile|s/libwebsockets17 libwebsockets-evlib-ev /libwebsockets17 /
 EOF
 [ $fail = 0 ] || exit 1
 log "PASS: manifests valid; every breakage caught"

@@ -21,6 +21,7 @@
 
 #include "base64.h"
 #include "clock.h"
+#include "evloop.h"
 #include "exomsg.h"
 #include "gaps.h"
 #include "playout.h"
@@ -108,6 +109,7 @@ struct sim {
 	const struct call_opts *o;
 	const struct log       *lg;
 	struct sim_audio        audio;
+	struct evloop          *loop; /* owns ctx */
 	struct lws_context     *ctx;
 	lws_sorted_usec_list_t  sul;
 	uint64_t                t0;
@@ -928,11 +930,9 @@ sim_alloc(struct sim **out, const struct call_opts *o, const struct log *lg,
 	info.connect_timeout_secs
 	    = (unsigned)((o->connect_timeout_ms + 999) / 1000);
 	info.timeout_secs = info.connect_timeout_secs;
-	s->ctx            = lws_create_context(&info);
-	if (!s->ctx) {
-		rv = EIO;
+	if ((rv = evloop_create(&s->loop, &info)) != 0)
 		goto fail;
-	}
+	s->ctx = evloop_lws(s->loop);
 	s->active = s->ncalls;
 	*out      = s;
 	return 0;
@@ -949,8 +949,7 @@ sim_run(struct sim *s, volatile sig_atomic_t *interrupt)
 	s->t0_wall   = wall_us();
 	lws_sul_schedule(s->ctx, 0, &s->sul, sim_tick, 1);
 	while (s->active > 0)
-		if (lws_service(s->ctx, 0) < 0)
-			break;
+		evloop_turn(s->loop, true);
 	lws_sul_cancel(&s->sul);
 	for (size_t i = 0; i < s->ncalls; i++) {
 		struct call *c = &s->calls[i];
@@ -988,8 +987,7 @@ sim_free(struct sim *s)
 {
 	if (!s)
 		return;
-	if (s->ctx)
-		lws_context_destroy(s->ctx);
+	evloop_destroy(s->loop);
 	for (size_t i = 0; s->calls && i < s->ncalls; i++)
 		call_free(&s->calls[i]);
 	free(s->calls);

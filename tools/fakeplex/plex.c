@@ -7,6 +7,7 @@
 #include "admin.h"
 #include "clock.h"
 #include "config.h"
+#include "evloop.h"
 #include "log.h"
 #include "query.h"
 #include "stats.h"
@@ -78,6 +79,7 @@ struct plex {
 	struct stats           *st;
 	const struct log       *lg;
 	struct admin           *adm;
+	struct evloop          *loop; /* owns ctx */
 	struct lws_context     *ctx;
 	lws_sorted_usec_list_t  sul;
 	struct server          *srv;
@@ -673,11 +675,11 @@ plex_alloc(struct plex **out, const struct plex_opts *o, struct stats *st,
 	info.user    = p;
 	/* Long text prompts: aiohttp takes request lines up to 8190 bytes. */
 	info.max_http_header_data = 16384;
-	if ((p->ctx = lws_create_context(&info)) == NULL) {
+	if ((rc = evloop_create(&p->loop, &info)) != 0) {
 		LOGE(lg, NULL, "cannot create the libwebsockets context");
-		rc = EIO;
 		goto out;
 	}
+	p->ctx = evloop_lws(p->loop);
 	if ((rc = each_listen(o->listen, add_one, p, err, sizeof(err))))
 		goto out;
 	lws_sul_schedule(p->ctx, 0, &p->sul, tick, TICK_US);
@@ -697,10 +699,9 @@ plex_free(struct plex *p)
 	if (p == NULL)
 		return;
 	p->stopping = true;
-	if (p->ctx) {
+	if (p->ctx)
 		lws_sul_cancel(&p->sul);
-		lws_context_destroy(p->ctx);
-	}
+	evloop_destroy(p->loop);
 	for (size_t i = 0; i < p->nsrv; i++) {
 		free(p->srv[i].voice);
 		free(p->srv[i].text);
@@ -712,5 +713,6 @@ plex_free(struct plex *p)
 int
 plex_service(struct plex *p)
 {
-	return lws_service(p->ctx, 0);
+	evloop_turn(p->loop, true);
+	return 0;
 }

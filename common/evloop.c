@@ -1,0 +1,115 @@
+/*
+ * evloop.c - an lws context on a libev loop run one turn at a time.
+ *
+ * libev rather than libuv: Debian's lws 4.1.6 is built with _DEBUG, and
+ * on libuv its service code then closes every WebSocket a callback ends a
+ * second time at once, killing it without its close frame (lws issue
+ * #3569, fixed after 4.1). On libev a close is what it is on lws's own
+ * loop, and lws_context_destroy is one call.
+ *
+ * lws 4.1's libev glue has two gaps this file covers or bounds:
+ *  - it does its "forced service" (TLS records already decrypted, data
+ *    lws buffered) from an ev_idle watcher, which libev runs only on a
+ *    pass with no other event pending: under load that is never. A
+ *    prepare watcher here does it before every wait instead, and keeps
+ *    the wait from blocking while lws still has such work.
+ *  - it re-arms its timer with ev_timer_set on a running timer, which
+ *    libev ignores, so a timer lws_sul_schedule sets earlier than the one
+ *    armed runs when the armed one fires (or at the next idle pass). The
+ *    owners all keep a periodic lws_sul tick (20-100 ms), which bounds
+ *    that lateness; nothing here needs finer timers than that.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+
+#include "evloop.h"
+
+struct evloop {
+	struct ev_loop     *loop;
+	ev_prepare          forced; /* lws's forced service, every pass */
+	ev_idle             busy; /* active: lws has more; do not block */
+	void               *foreign[1]; /* for info->foreign_loops */
+	struct lws_context *ctx;
+};
+
+static void
+forced_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct evloop *l    = w->data;
+	int            more = 0;
+
+	(void)revents;
+	/* What lws's idle watcher does (lib/event-libs/libev), less rx
+	 * flow control, which nothing of ours uses. */
+	if (lws_service_adjust_timeout(l->ctx, 1, 0) == 0)
+		more = _lws_plat_service_forced_tsi(l->ctx, 0);
+	if (more)
+		ev_idle_start(loop, &l->busy);
+	else
+		ev_idle_stop(loop, &l->busy);
+}
+
+static void
+busy_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents; /* forced_cb does the work and stops it */
+}
+
+int
+evloop_create(struct evloop **out, struct lws_context_creation_info *info)
+{
+	struct evloop *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return ENOMEM;
+	/* epoll; signals stay the process's own (no signalfd, no mask). */
+	l->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+	if (l->loop == NULL) {
+		free(l);
+		return ENOMEM;
+	}
+	l->foreign[0] = l->loop;
+	info->options |= LWS_SERVER_OPTION_LIBEV;
+	info->foreign_loops = l->foreign;
+	l->ctx              = lws_create_context(info);
+	info->foreign_loops = NULL;
+	if (l->ctx == NULL) {
+		ev_loop_destroy(l->loop);
+		free(l);
+		return EIO;
+	}
+	ev_prepare_init(&l->forced, forced_cb);
+	l->forced.data = l;
+	ev_prepare_start(l->loop, &l->forced);
+	ev_idle_init(&l->busy, busy_cb);
+	*out = l;
+	return 0;
+}
+
+struct lws_context *
+evloop_lws(const struct evloop *l)
+{
+	return l->ctx;
+}
+
+void
+evloop_turn(struct evloop *l, bool wait)
+{
+	ev_run(l->loop, wait ? EVRUN_ONCE : EVRUN_NOWAIT);
+}
+
+void
+evloop_destroy(struct evloop *l)
+{
+	if (l == NULL)
+		return;
+	ev_prepare_stop(l->loop, &l->forced);
+	ev_idle_stop(l->loop, &l->busy);
+	lws_context_destroy(l->ctx);
+	ev_loop_destroy(l->loop);
+	free(l);
+}
