@@ -42,6 +42,7 @@ struct args {
 	int    ncx;
 	int    def_cx;
 	int    bitrate;
+	int    states;
 	int    json;
 };
 
@@ -124,32 +125,46 @@ resample_run(int in_rate, int out_rate, const int16_t *in, size_t n,
 	return made;
 }
 
-/* Encodes pcm (at rate) in 20 ms frames. Returns 0 or EIO. */
+/* Encodes pcm (at rate) in 20 ms frames with each of `states` encoders
+ * in turn, as a transcoder thread serving that many calls does (their
+ * states then compete for the caches); *ms is per encoder. Returns 0 or
+ * EIO (ENOMEM). */
 static int
-encode_run(int rate, int cx, int bitrate, const int16_t *pcm, size_t n,
-    double *ms, size_t *bytes, int *lookahead)
+encode_run(int rate, int cx, int bitrate, int states, const int16_t *pcm,
+    size_t n, double *ms, size_t *bytes, int *lookahead)
 {
-	struct codec_enc *e;
-	uint8_t           pkt[CODEC_MAX_PACKET];
-	size_t            fr, len;
-	double            t0;
-	int               rc = 0;
+	struct codec_enc **e = calloc((size_t)states, sizeof(*e));
+	uint8_t            pkt[CODEC_MAX_PACKET];
+	size_t             fr, len;
+	double             t0;
+	int                rc = 0, k;
 
-	if (codec_enc_alloc_rate(&e, rate, cx, bitrate))
-		return EIO;
-	fr         = (size_t)codec_enc_frame(e);
-	*lookahead = codec_enc_lookahead(e);
+	if (e == NULL)
+		return ENOMEM;
+	for (k = 0; k < states; k++)
+		if (codec_enc_alloc_rate(&e[k], rate, cx, bitrate)) {
+			rc = EIO;
+			goto out;
+		}
+	fr         = (size_t)codec_enc_frame(e[0]);
+	*lookahead = codec_enc_lookahead(e[0]);
 	*bytes     = 0;
 	t0         = cpu_ms();
-	for (size_t off = 0; off + fr <= n; off += fr) {
-		if (codec_encode(e, pcm + off, pkt, sizeof(pkt), &len)) {
-			rc = EIO;
-			break;
+	for (size_t off = 0; off + fr <= n && rc == 0; off += fr)
+		for (k = 0; k < states; k++) {
+			if (codec_encode(
+			        e[k], pcm + off, pkt, sizeof(pkt), &len)) {
+				rc = EIO;
+				break;
+			}
+			if (k == 0)
+				*bytes += len;
 		}
-		*bytes += len;
-	}
-	*ms = cpu_ms() - t0;
-	codec_enc_free(e);
+	*ms = (cpu_ms() - t0) / states;
+out:
+	for (k = 0; k < states; k++)
+		codec_enc_free(e[k]);
+	free(e);
 	return rc;
 }
 
@@ -304,8 +319,8 @@ run_profile(struct profile *pf, const struct args *a, const int16_t *call,
 		pf->up_rs.ms[pf->up_rs.n++] = ms / secs;
 		for (int i = 0; i < a->ncx; i++) {
 			int cx = a->cx[i];
-			if (encode_run(orate, cx, a->bitrate, up, nup, &ms,
-			        &bytes, &pf->lookahead))
+			if (encode_run(orate, cx, a->bitrate, a->states, up,
+			        nup, &ms, &bytes, &pf->lookahead))
 				goto out;
 			pf->enc[cx].ms[pf->enc[cx].n++] = ms / secs;
 			pf->up_bytes_s[cx]              = (double)bytes / secs;
@@ -341,7 +356,10 @@ print_table(
 	printf("codec floor: %.0f s of speech-like %d Hz audio, %d reps "
 	       "(median), soxr engine %s, libopus %s\n",
 	    a->seconds, a->rate, a->reps, engine, opus_get_version_string());
-	printf("ms CPU per call-second (one core):\n");
+	printf("ms CPU per call-second (one core)%s:\n",
+	    a->states > 1 ? ", each encoder one of many in turn" : "");
+	if (a->states > 1)
+		printf("encoders in turn: %d\n", a->states);
 	for (int p = 0; p < np; p++) {
 		printf("\nprofile %s (Opus at %d Hz, lookahead %.1f ms):\n",
 		    pf[p].name, pf[p].opus_rate,
@@ -378,11 +396,12 @@ print_json(
     const struct args *a, struct profile *pf, int np, const char *engine)
 {
 	printf("{\"seconds\":%.1f,\"reps\":%d,\"rate\":%d,\"bitrate\":%d,"
-	       "\"default_complexity\":%d,\"soxr_engine\":\"%s\","
+	       "\"default_complexity\":%d,\"states\":%d,"
+	       "\"soxr_engine\":\"%s\","
 	       "\"libopus\":\"%s\",\"unit\":\"ms CPU per call-second\","
 	       "\"profiles\":{",
-	    a->seconds, a->reps, a->rate, a->bitrate, a->def_cx, engine,
-	    opus_get_version_string());
+	    a->seconds, a->reps, a->rate, a->bitrate, a->def_cx, a->states,
+	    engine, opus_get_version_string());
 	for (int p = 0; p < np; p++) {
 		printf("%s\"%s\":{\"opus_rate\":%d,\"lookahead_ms\":%.2f,"
 		       "\"up_backlog_ms\":%.2f,\"decode_rate\":%d,",
@@ -449,7 +468,8 @@ usage(const char *prog)
 	printf("usage: %s [options]\n"
 	       "The codec floor: CPU per call-second of the transcoder's "
 	       "library calls\n"
-	       "(soxr up, Opus encode, Opus decode at the call's rate) in a tight loop.\n\n"
+	       "(soxr up, Opus encode, Opus decode at the call's rate) in a "
+	       "tight loop.\n\n"
 	       "  --seconds S        audio per repetition (30)\n"
 	       "  --reps N           repetitions; the median is reported "
 	       "(3, max %d)\n"
@@ -459,6 +479,10 @@ usage(const char *prog)
 	       "0,3,5 (0-10)\n"
 	       "  --default-complexity N  the one marked default (5)\n"
 	       "  --bitrate B        encoder bit/s (24000)\n"
+	       "  --states N         encode with N encoders in turn, as a "
+	       "thread serving\n"
+	       "                     N calls does (1): the cost of their "
+	       "caches\n"
 	       "  --json             one JSON object instead of a table\n",
 	    prog, MAX_REPS);
 }
@@ -473,6 +497,7 @@ main(int argc, char **argv)
 		{ "complexity", required_argument, NULL, 'c' },
 		{ "default-complexity", required_argument, NULL, 'd' },
 		{ "bitrate", required_argument, NULL, 'b' },
+		{ "states", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -481,7 +506,8 @@ main(int argc, char **argv)
 		          .reps              = 3,
 		          .rate              = 8000,
 		          .def_cx            = CODEC_COMPLEXITY_DEF,
-		          .bitrate           = CODEC_BITRATE_DEF };
+		          .bitrate           = CODEC_BITRATE_DEF,
+		          .states            = 1 };
 	static struct profile pf[2];
 	struct packets        pk;
 	int16_t              *call = NULL, *voice = NULL;
@@ -514,6 +540,9 @@ main(int argc, char **argv)
 		case 'b':
 			a.bitrate = atoi(optarg);
 			break;
+		case 'n':
+			a.states = atoi(optarg);
+			break;
 		case 'j':
 			a.json = 1;
 			break;
@@ -528,7 +557,8 @@ main(int argc, char **argv)
 	if (a.seconds < 1 || a.seconds > 3600 || a.reps < 1
 	    || a.reps > MAX_REPS
 	    || (a.rate != 8000 && a.rate != 16000 && a.rate != 24000)
-	    || a.def_cx < 0 || a.def_cx > 10 || a.bitrate < 6000) {
+	    || a.def_cx < 0 || a.def_cx > 10 || a.bitrate < 6000
+	    || a.states < 1 || a.states > 1000) {
 		fprintf(stderr, "bad arguments (see --help)\n");
 		return 2;
 	}
