@@ -57,6 +57,7 @@ struct bus {
 	size_t arena_len, arena_cap;
 	struct entry *ents; /* FIFO: ents[head .. head + n) */
 	size_t ent_head, ent_n, ent_cap;
+	uint64_t last_send_us; /* when bus_flush last sent a message */
 	size_t audio_n; /* live audio entries queued */
 	size_t control_n;
 
@@ -566,9 +567,25 @@ consume(struct bus *b, size_t n)
 	}
 }
 
+int64_t
+bus_due_us(const struct bus *b)
+{
+	uint64_t now;
+
+	if (b->ent_n == 0)
+		return -1;
+	now = mono_us();
+	if (b->o.hold_us == 0 || now - b->last_send_us >= b->o.hold_us ||
+	    b->arena_len >= b->o.msg_max / 2)
+		return 0;
+	return (int64_t) (b->last_send_us + b->o.hold_us - now);
+}
+
 size_t
 bus_flush(struct bus *b)
 {
+	if (b->o.hold_us && bus_due_us(b) > 0)
+		return bus_pending(b);
 	while (b->ent_n) {
 		uint8_t hdr[64];
 		size_t hl = 0, body = 0, n = 0;
@@ -626,6 +643,8 @@ bus_flush(struct bus *b)
 			break; /* keep it queued; try again next turn */
 		}
 		metric_inc(b->msgs_out);
+		if (b->o.hold_us)
+			b->last_send_us = mono_us();
 		for (size_t i = 0; i < n; i++) {
 			struct entry *e = ent_at(b, i);
 			if (!e->dropped)

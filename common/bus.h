@@ -5,7 +5,13 @@
  * Sending is two steps. bus_send packs a frame and queues it; bus_flush
  * sends everything queued as one NNG message (an Envelope of all frames)
  * without blocking. Call bus_flush once per turn of the event loop, so the
- * frames of many calls share a message. If the peer is absent or slow the
+ * frames of many calls share a message. When calls' frames arrive spread
+ * out (real calls do), a turn holds about one frame; with hold_us set,
+ * bus_flush sends at most one message per hold_us (a first frame after a
+ * quiet spell goes at once; those that follow it within hold_us wait for
+ * the end of it), so frames still share messages (each NNG message costs
+ * thread wake-ups on both sides), and bus_due_us tells the owner when to
+ * flush again. If the peer is absent or slow the
  * frames stay queued: audio frames (caller/playback audio, non-header Ogg)
  * at most audio_max per call, the oldest dropped and counted; control
  * frames at most control_max in all, past which bus_send refuses, logs and
@@ -53,6 +59,7 @@ struct bus_opts {
 	size_t          audio_max;   /* per call; 0 = 25 frames */
 	size_t          control_max; /* 0 = 8192 frames */
 	size_t          msg_max;     /* bytes per NNG message; 0 = 1 MiB */
+	unsigned        hold_us;     /* 0: bus_flush sends at once */
 	/* Tap: NULL = the environment variable EXOPLEX_BUS_TAP; "", "0",
 	 * "off", "no", "false" = no tap; "1", "on", "yes", "true" =
 	 * ipc://<dir>/tap-<self>-<link>.sock, dir being the ipc:// link's
@@ -84,10 +91,23 @@ void bus_lib_fini(void);
  * when a control frame finds the control queue full (logged, counted). */
 int bus_send(struct bus *b, const Exo__Frame *f);
 
-/* Sends what is queued, in order, as few NNG messages as msg_max allows.
- * Never blocks; what the peer cannot take now stays queued. Returns the
- * number of frames still queued. */
+/* Sends what is queued, in order, as few NNG messages as msg_max allows,
+ * unless hold_us is set, the last message went less than hold_us ago and
+ * the queue is under half a message. Never blocks; what the peer
+ * cannot take now stays queued. Returns the number of frames still
+ * queued. */
 size_t bus_flush(struct bus *b);
+
+/* Microseconds until bus_flush will send what it holds (0: now), or -1
+ * when nothing is queued. */
+int64_t bus_due_us(const struct bus *b);
+
+/* The sooner of two bus_due_us values (-1: neither is due). */
+static inline int64_t
+bus_due_min(int64_t a, int64_t b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
 
 /* Frames waiting to be sent. */
 size_t bus_pending(const struct bus *b);

@@ -58,7 +58,8 @@ wait_peer(struct bus *x)
 }
 
 static int
-pair_open(struct pair *p, size_t audio_max, int dial_too)
+pair_open_hold(struct pair *p, size_t audio_max, int dial_too,
+    unsigned hold_us)
 {
 	snprintf(p->dir, sizeof(p->dir), "/tmp/exo-bus-test-XXXXXX");
 	if (!mkdtemp(p->dir))
@@ -68,7 +69,7 @@ pair_open(struct pair *p, size_t audio_max, int dial_too)
 	metrics_alloc(&p->m, "exoplex_");
 	struct bus_opts o = { .link = "t", .url = p->url, .listen = true,
 		.self = "listener", .metrics = p->m, .log = &p->lg,
-		.audio_max = audio_max };
+		.audio_max = audio_max, .hold_us = hold_us };
 	if (bus_open(&p->a, &o))
 		return 1;
 	p->b = NULL;
@@ -81,6 +82,12 @@ pair_open(struct pair *p, size_t audio_max, int dial_too)
 			return 1;
 	}
 	return 0;
+}
+
+static int
+pair_open(struct pair *p, size_t audio_max, int dial_too)
+{
+	return pair_open_hold(p, audio_max, dial_too, 0);
 }
 
 static void
@@ -175,6 +182,54 @@ test_batch_roundtrip(void)
 				"link=\"t\",kind=\"caller_audio\"} 30"));
 	TEST_ASSERT(!strstr(txt, "kind=\"call_stop\",le="));
 	free(txt);
+	pair_close(&p);
+	return 0;
+}
+
+/* With hold_us, a first frame goes at once; frames after it within
+ * hold_us wait for the end of it and go together; bus_due_us counts down
+ * to it. */
+static int
+test_hold_until_due(void)
+{
+	struct pair    p;
+	Exo__Frame     f;
+	Exo__CallStop  s;
+	Exo__Envelope *e = NULL;
+	struct pollfd  pfd;
+	int64_t        d;
+
+	TEST_EQ(pair_open_hold(&p, 0, 1, 1000000), 0);
+	TEST_EQ(bus_due_us(p.a), -1);
+	stop_frame(&f, &s, "c0", 1);
+	TEST_EQ(bus_send(p.a, &f), 0);
+	TEST_EQ(bus_due_us(p.a), 0);
+	TEST_EQ(bus_flush(p.a), 0); /* the first goes at once */
+	e = recv_wait(p.b);
+	TEST_ASSERT(e != NULL);
+	TEST_EQ(e->n_frames, 1);
+	bus_envelope_free(e);
+	e = NULL;
+	stop_frame(&f, &s, "c1", 1);
+	TEST_EQ(bus_send(p.a, &f), 0);
+	d = bus_due_us(p.a);
+	TEST_ASSERT(d > 0 && d <= 1000000);
+	TEST_EQ(bus_flush(p.a), 1); /* held */
+	stop_frame(&f, &s, "c2", 2);
+	TEST_EQ(bus_send(p.a, &f), 0);
+	TEST_EQ(bus_flush(p.a), 2);
+	pfd = (struct pollfd) { .fd = bus_fd(p.b), .events = POLLIN };
+	poll(&pfd, 1, 50);
+	TEST_EQ(bus_recv(p.b, &e), EAGAIN);
+	while ((d = bus_due_us(p.a)) > 0)
+		usleep((useconds_t) d);
+	TEST_EQ(d, 0);
+	TEST_EQ(bus_flush(p.a), 0);
+	TEST_EQ(bus_due_us(p.a), -1);
+	e = recv_wait(p.b);
+	TEST_ASSERT(e != NULL);
+	TEST_EQ(e->n_frames, 2);
+	bus_envelope_free(e);
 	pair_close(&p);
 	return 0;
 }
@@ -592,7 +647,8 @@ test_parse_bytes(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_split_at_msg_max),
+TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_hold_until_due),
+    TEST(test_split_at_msg_max),
     TEST(test_no_peer_drops_audio_keeps_control),
     TEST(test_control_queue_bounded_and_loud),
     TEST(test_per_call_audio_cap_drops_oldest),

@@ -317,6 +317,12 @@ cfg_common_opts(struct cfg_opt *out, struct cfg_common *c,
 		    .type = CFG_STR, .dst = &c->bus_tap,
 		    .help = "publish copies of bus frames for exoplex-tap: 1, "
 			    "a directory, or an NNG URL (docs/debugging.md)" },
+		{ .flag = "bus-hold-us", .env = "EXOPLEX_BUS_HOLD_US",
+		    .def = "1000", .type = CFG_INT, .dst = &c->bus_hold_us,
+		    .min = 0, .max = 20000,
+		    .help = "hold bus frames up to this many microseconds so "
+			    "calls' frames share NNG messages; 0 = send every "
+			    "loop turn (docs/bus.md)" },
 	};
 	memcpy(out, common, sizeof(common));
 	return CFG_COMMON_N;

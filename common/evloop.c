@@ -30,6 +30,7 @@ struct evloop {
 	struct ev_loop     *loop;
 	ev_prepare          forced; /* lws's forced service, every pass */
 	ev_idle             busy; /* active: lws has more; do not block */
+	ev_timer            wake; /* evloop_wake_in */
 	void               *foreign[1]; /* for info->foreign_loops */
 	struct lws_context *ctx;
 };
@@ -59,6 +60,14 @@ busy_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	(void)revents; /* forced_cb does the work and stops it */
 }
 
+static void
+wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents; /* waking the turn is all it is for */
+}
+
 int
 evloop_create(struct evloop **out, struct lws_context_creation_info *info)
 {
@@ -86,6 +95,7 @@ evloop_create(struct evloop **out, struct lws_context_creation_info *info)
 	l->forced.data = l;
 	ev_prepare_start(l->loop, &l->forced);
 	ev_idle_init(&l->busy, busy_cb);
+	ev_timer_init(&l->wake, wake_cb, 0, 0);
 	*out = l;
 	return 0;
 }
@@ -103,10 +113,23 @@ evloop_turn(struct evloop *l, bool wait)
 }
 
 void
+evloop_wake_in(struct evloop *l, int64_t us)
+{
+	ev_timer_stop(l->loop, &l->wake);
+	if (us < 0)
+		return;
+	/* libev times from the start of this pass; "now" is later. */
+	ev_now_update(l->loop);
+	ev_timer_set(&l->wake, (double)us / 1e6, 0);
+	ev_timer_start(l->loop, &l->wake);
+}
+
+void
 evloop_destroy(struct evloop *l)
 {
 	if (l == NULL)
 		return;
+	ev_timer_stop(l->loop, &l->wake);
 	ev_prepare_stop(l->loop, &l->forced);
 	ev_idle_stop(l->loop, &l->busy);
 	lws_context_destroy(l->ctx);

@@ -17,6 +17,7 @@
 #define EXO_EVLOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct evloop;
 struct lws_context;
@@ -34,6 +35,11 @@ struct lws_context *evloop_lws(const struct evloop *l);
 /* Runs what is ready: when wait, first waits for something (a socket, a
  * timer lws_sul_schedule set, lws_cancel_service, a signal). */
 void evloop_turn(struct evloop *l, bool wait);
+
+/* Makes the next turns wait no longer than us microseconds from now (a
+ * later call replaces it; us < 0 cancels): for work of the owner's own
+ * that falls due, such as a bus's held frames (bus_due_us). */
+void evloop_wake_in(struct evloop *l, int64_t us);
 
 /* Destroys the lws context (closing its sockets, with their callbacks),
  * then the loop, and frees l. NULL is a no-op. */

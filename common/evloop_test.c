@@ -276,6 +276,26 @@ test_timer_wakes_turn(void)
 	return 0;
 }
 
+/* evloop_wake_in ends waits that nothing else would end soon: twenty
+ * turns with a 1 ms wake each take well under the 10 s bound, which
+ * without it they would spend waiting for lws's own timers or forever. */
+static int
+test_wake_in(void)
+{
+	uint64_t end;
+
+	TEST_EQ(fix_init(), 0);
+	end = now_ms() + 10000;
+	for (int i = 0; i < 20; i++) {
+		evloop_wake_in(fx.srv, 1000);
+		evloop_turn(fx.srv, true);
+	}
+	TEST_ASSERT(now_ms() < end);
+	evloop_wake_in(fx.srv, -1);
+	fix_fini();
+	return 0;
+}
+
 static void *
 cancel_later(void *arg)
 {
@@ -349,6 +369,7 @@ test_destroy_with_client(void)
 
 TEST_MAIN({ "test_close_keeps_code", test_close_keeps_code },
     { "test_timer_wakes_turn", test_timer_wakes_turn },
+    { "test_wake_in", test_wake_in },
     { "test_cancel_wakes_turn", test_cancel_wakes_turn },
     { "test_port_in_use", test_port_in_use },
     { "test_destroy_with_client", test_destroy_with_client })

@@ -2318,6 +2318,12 @@ egress_service(struct egress *e, bool wait)
 	evloop_turn(e->loop, wait);
 }
 
+void
+egress_wake_in(struct egress *e, int64_t us)
+{
+	evloop_wake_in(e->loop, us);
+}
+
 size_t
 egress_calls(const struct egress *e)
 {

@@ -103,6 +103,9 @@ void egress_free(struct egress *e);
  * a timer (the tick: at least every 100 ms) or a wake-up first. */
 void egress_service(struct egress *e, bool wait);
 
+/* The next egress_service waits no longer than us (evloop_wake_in). */
+void egress_wake_in(struct egress *e, int64_t us);
+
 /* Number of calls known. */
 size_t egress_calls(const struct egress *e);
 

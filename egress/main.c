@@ -175,6 +175,7 @@ open_link(struct bus **b, const char *name, const char *url,
 
 	o.url     = cfg_bus_url(&s->common, url, name, buf, len);
 	o.tap     = s->common.bus_tap;
+	o.hold_us = (unsigned)s->common.bus_hold_us;
 	o.metrics = m;
 	o.log     = &lg;
 	return bus_open(b, &o);
@@ -265,6 +266,8 @@ main(int argc, char **argv)
 		egress_service(eg, true);
 		bus_flush(to_t);
 		bus_flush(to_i);
+		egress_wake_in(
+		    eg, bus_due_min(bus_due_us(to_t), bus_due_us(to_i)));
 		admin_heartbeat(adm);
 	}
 	LOGI(&lg, NULL, "stopping: %zu call(s) open", egress_calls(eg));

@@ -324,6 +324,7 @@ main(int argc, char **argv)
 	                 url_t, sizeof(url_t)),
 	            .self = "ingress",
 	            .tap  = cc.bus_tap,
+	            .hold_us = (unsigned)cc.bus_hold_us,
 	            .metrics = m,
 	            .log     = &lg })
 	        != 0
@@ -333,6 +334,7 @@ main(int argc, char **argv)
 	                       url_c, sizeof(url_c)),
 	               .self    = "ingress",
 	               .tap     = cc.bus_tap,
+	               .hold_us = (unsigned)cc.bus_hold_us,
 	               .metrics = m,
 	               .log     = &lg })
 	        != 0)
@@ -368,6 +370,8 @@ main(int argc, char **argv)
 		server_service(srv);
 		bus_flush(bt);
 		bus_flush(bc);
+		server_wake_in(
+		    srv, bus_due_min(bus_due_us(bt), bus_due_us(bc)));
 		admin_heartbeat(adm);
 	}
 	LOGI(&lg, NULL, "stopping");

@@ -1960,6 +1960,12 @@ server_service(struct server *s)
 	evloop_turn(s->loop, true);
 }
 
+void
+server_wake_in(struct server *s, int64_t us)
+{
+	evloop_wake_in(s->loop, us);
+}
+
 int
 server_ready(struct server *s, char *detail, size_t len)
 {

@@ -11,6 +11,7 @@
 #define EXO_INGRESS_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct server;
 struct log;
@@ -66,6 +67,9 @@ void server_end_calls(struct server *s, const char *reason);
 /* One turn of the loop (evloop_turn): waits for a socket, the tick or a
  * wake-up, and handles what is ready. */
 void server_service(struct server *s);
+
+/* The next server_service waits no longer than us (evloop_wake_in). */
+void server_wake_in(struct server *s, int64_t us);
 
 /* The TCP port listened on (useful when the listen port was 0). */
 int server_port(const struct server *s);

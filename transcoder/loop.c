@@ -919,6 +919,16 @@ drain(struct loop *l, struct bus *b, int from_egress)
 	}
 }
 
+int
+loop_hold_timeout(const struct bus *a, const struct bus *b, int timeout_ms)
+{
+	int64_t due = bus_due_min(bus_due_us(a), bus_due_us(b));
+
+	if (due >= 0 && due < (int64_t)timeout_ms * 1000)
+		return (int)((due + 999) / 1000);
+	return timeout_ms;
+}
+
 void
 loop_turn(struct loop *l, int timeout_ms)
 {
@@ -931,7 +941,7 @@ loop_turn(struct loop *l, int timeout_ms)
 		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
 	if ((fd = bus_fd(l->o.egress)) >= 0)
 		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
-	poll(p, n, timeout_ms);
+	poll(p, n, loop_hold_timeout(l->o.ingress, l->o.egress, timeout_ms));
 	drain(l, l->o.ingress, 0);
 	drain(l, l->o.egress, 1);
 	now = mono_us();

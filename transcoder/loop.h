@@ -60,6 +60,11 @@ void loop_free(struct loop *l);
  * does the once-a-second housekeeping, flushes both buses. */
 void loop_turn(struct loop *l, int timeout_ms);
 
+/* timeout_ms, or less when frames held on bus a or b fall due sooner
+ * (bus_due_us, rounded up to whole ms): a turn's poll() timeout. */
+int loop_hold_timeout(
+    const struct bus *a, const struct bus *b, int timeout_ms);
+
 /* The housekeeping of loop_turn without the buses: frees orphaned calls
  * (loop_orphans) and, once a second, idle ones (loop_expire). */
 void loop_housekeeping(struct loop *l, uint64_t now_us);

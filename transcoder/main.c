@@ -153,6 +153,7 @@ main(int argc, char **argv)
 		.listen              = true,
 		.self                = "transcoder",
 		.tap                 = cc.bus_tap,
+		.hold_us             = (unsigned)cc.bus_hold_us,
 		.metrics             = metrics,
 		.log                 = &lg,
 		.url = cfg_bus_url(&cc, cc.bus_transcoder, "transcoder",

@@ -422,7 +422,7 @@ shards_turn(struct shards *s, int timeout_ms)
 	if ((fd = bus_fd(eg)) >= 0)
 		p[n++] = (struct pollfd) { .fd = fd, .events = POLLIN };
 	p[n++] = (struct pollfd) { .fd = s->evfd, .events = POLLIN };
-	poll(p, n, timeout_ms);
+	poll(p, n, loop_hold_timeout(in, eg, timeout_ms));
 	if (read(s->evfd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: no shard output since the last turn */
 	}
