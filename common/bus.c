@@ -572,12 +572,13 @@ bus_due_us(const struct bus *b)
 {
 	uint64_t now;
 
-	if (b->ent_n == 0)
+	if (b->ent_n == 0 || b->o.hold_us == 0 ||
+	    b->arena_len >= b->o.msg_max / 2)
 		return -1;
 	now = mono_us();
-	if (b->o.hold_us == 0 || now - b->last_send_us >= b->o.hold_us ||
-	    b->arena_len >= b->o.msg_max / 2)
-		return 0;
+	if (now - b->last_send_us >= b->o.hold_us)
+		return -1; /* not held: goes at the next flush, or waits for
+			    * the peer (then no wake-up would help) */
 	return (int64_t) (b->last_send_us + b->o.hold_us - now);
 }
 

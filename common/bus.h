@@ -98,8 +98,10 @@ int bus_send(struct bus *b, const Exo__Frame *f);
  * queued. */
 size_t bus_flush(struct bus *b);
 
-/* Microseconds until bus_flush will send what it holds (0: now), or -1
- * when nothing is queued. */
+/* Microseconds until bus_flush will send the frames it holds back, or -1
+ * when it holds none back: nothing is queued, or what is queued goes at
+ * the next bus_flush or waits for the peer (so a loop that arms a wake-up
+ * from this never spins on a slow or absent peer). */
 int64_t bus_due_us(const struct bus *b);
 
 /* The sooner of two bus_due_us values (-1: neither is due). */
