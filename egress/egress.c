@@ -2330,6 +2330,12 @@ egress_calls(const struct egress *e)
 	return strmap_count(e->calls);
 }
 
+unsigned
+egress_servers_free(struct egress *e)
+{
+	return atomic_load(&e->cap_free);
+}
+
 int
 egress_ready(void *arg, char *detail, size_t len)
 {

@@ -109,6 +109,10 @@ void egress_wake_in(struct egress *e, int64_t us);
 /* Number of calls known. */
 size_t egress_calls(const struct egress *e);
 
+/* PersonaPlex servers free now (what capacity frames tell ingress); safe
+ * from any thread. */
+unsigned egress_servers_free(struct egress *e);
+
 /* admin_ready_fn: ready once running; detail names servers and peers.
  * Reads only atomics and thread-safe bus state. */
 int egress_ready(void *arg, char *detail, size_t len);

@@ -343,18 +343,6 @@ servers_in(struct fix *x, const char *state)
 	return metric_val(x->m, s);
 }
 
-/* Free servers now (the metrics above follow on egress's tick). */
-static int
-servers_free(struct fix *x)
-{
-	char        d[512];
-	const char *p;
-
-	egress_ready(x->eg, d, sizeof(d));
-	p = strstr(d, " free=");
-	return p ? atoi(p + 6) : -1;
-}
-
 static int64_t
 server_state(struct fix *x, int i)
 {
@@ -968,7 +956,8 @@ test_stop_while_connecting(void)
 		    metric_val(x.m,
 		        "exoplex_egress_calls_by_mode_total{mode=\"agent\"}")
 		            == i + 1
-		        && egress_calls(x.eg) == 0 && servers_free(&x) == 2);
+		        && egress_calls(x.eg) == 0
+		        && egress_servers_free(x.eg) == 2);
 	}
 	PUMP_UNTIL(&x, egress_calls(x.eg) == 0 && servers_in(&x, "free") == 2);
 	TEST_EQ(count(&x.in, EXO__FRAME__BODY_HANGUP, NULL), 0);
