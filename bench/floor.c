@@ -16,10 +16,19 @@
  * "call" (Opus at the call's rate: EXOPLEX_OPUS_RATE=call). Each stage is
  * timed as one block with CLOCK_THREAD_CPUTIME_ID, repeated --reps times;
  * the median is reported. Output: a table, or one JSON object (--json).
+ *
+ * --probe MS measures the same floor while a load runs: every MS
+ * milliseconds it carries one more 400 ms stretch of the calls' own audio
+ * (--seed, --seconds as exoplex-call's) through one call's resampler,
+ * encoder and decoder, until SIGTERM, then prints what those stretches
+ * cost. This VM's speed swings by half within seconds (the host's other
+ * tenants), so a floor taken before a load run can be off by that much
+ * from the speed the load ran at; the probe sees the same moments.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +44,18 @@
 #define DOWN_PACKET 1920 /* 80 ms at 24 kHz: one PersonaPlex step */
 
 struct args {
-	double seconds;
-	int    reps;
-	int    rate;
-	int    cx[11];
-	int    ncx;
-	int    def_cx;
-	int    bitrate;
-	int    states;
-	int    json;
+	double   seconds;
+	int      reps;
+	int      rate;
+	int      cx[11];
+	int      ncx;
+	int      def_cx;
+	int      bitrate;
+	int      states;
+	int      json;
+	uint64_t seed;
+	int      probe_ms; /* 0: the floor; else --probe's period */
+	int      probe_rate; /* Opus rate under --probe: 24000 or the call's */
 };
 
 /* A stage's CPU per call-second, median of the repetitions. */
@@ -434,6 +446,150 @@ print_json(
 	printf("}}\n");
 }
 
+/* --probe: one call's pipeline, kept alive across stretches. */
+#define PROBE_STRETCH_MS 400
+#define PROBE_MAX 100000
+
+static volatile sig_atomic_t probe_stop;
+
+static void
+probe_on_signal(int sig)
+{
+	(void)sig;
+	probe_stop = 1;
+}
+
+struct probe {
+	struct resample  *rs;
+	struct codec_enc *enc;
+	struct codec_dec *dec;
+	int16_t          *up; /* resampled, not yet encoded */
+	size_t            nup, cap;
+	size_t            pos, pkt; /* next call sample, next packet */
+	double            ms_rs, ms_enc, ms_dec, audio_s;
+	double           *per; /* each stretch's ms per call-second */
+	size_t            nper;
+};
+
+/* Carries stretch samples of call[] (looping) through the pipeline as
+ * the transcoder does: soxr in 10 ms slices, Opus encode of whole
+ * frames, and one 80 ms downlink packet decoded per 80 ms of call. */
+static int
+probe_stretch(struct probe *p, const struct args *a, const int16_t *call,
+    size_t ncall, const struct packets *pk)
+{
+	size_t  slice   = (size_t)a->rate / 100, stretch, fr, len, got;
+	size_t  per_pkt = (size_t)a->rate * 80 / 1000;
+	uint8_t pkt[CODEC_MAX_PACKET];
+	int16_t dn[CODEC_MAX_FRAME];
+	double  t0, t1, t2, t3;
+
+	stretch = (size_t)a->rate * PROBE_STRETCH_MS / 1000;
+	fr      = (size_t)codec_enc_frame(p->enc);
+	t0      = cpu_ms();
+	for (size_t k = 0; k < stretch; k += slice) {
+		if (p->pos + slice > ncall)
+			p->pos = 0;
+		if (p->nup + resample_out_max(p->rs, slice) > p->cap
+		    || resample_process(p->rs, call + p->pos, slice,
+		        p->up + p->nup, p->cap - p->nup, &got))
+			return EIO;
+		p->pos += slice;
+		p->nup += got;
+	}
+	t1         = cpu_ms();
+	size_t off = 0;
+	for (; off + fr <= p->nup; off += fr)
+		if (codec_encode(p->enc, p->up + off, pkt, sizeof(pkt), &len))
+			return EIO;
+	memmove(p->up, p->up + off, (p->nup - off) * sizeof(int16_t));
+	p->nup -= off;
+	t2 = cpu_ms();
+	for (size_t k = 0; k < stretch; k += per_pkt) {
+		if (p->pkt >= pk->n)
+			p->pkt = 0;
+		if (codec_decode(p->dec, pk->data + pk->off[p->pkt],
+		        pk->len[p->pkt], dn, CODEC_MAX_FRAME, &got))
+			return EIO;
+		p->pkt++;
+	}
+	t3 = cpu_ms();
+	p->ms_rs += t1 - t0;
+	p->ms_enc += t2 - t1;
+	p->ms_dec += t3 - t2;
+	p->audio_s += (double)stretch / a->rate;
+	if (p->nper < PROBE_MAX)
+		p->per[p->nper++] = (t3 - t0) / PROBE_STRETCH_MS * 1000;
+	return 0;
+}
+
+static double
+pct(double *v, size_t n, double q)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	return v[(size_t)(q * (double)(n - 1) + 0.5)];
+}
+
+/* Runs stretches every a->probe_ms until SIGTERM or SIGINT, then prints
+ * one JSON object. Returns 0 or an errno. */
+static int
+probe_run(const struct args *a, const int16_t *call, size_t ncall,
+    const struct packets *pk)
+{
+	struct probe    p = { 0 };
+	struct timespec next;
+	int             cx = a->def_cx, rc = ENOMEM;
+
+	signal(SIGTERM, probe_on_signal);
+	signal(SIGINT, probe_on_signal);
+	p.cap = (size_t)CODEC_RATE * PROBE_STRETCH_MS / 1000 + 4096;
+	p.up  = malloc(p.cap * sizeof(int16_t));
+	p.per = malloc(PROBE_MAX * sizeof(double));
+	if (!p.up || !p.per)
+		goto out;
+	rc = EIO;
+	if (resample_alloc(&p.rs, a->rate, a->probe_rate)
+	    || codec_enc_alloc_rate(&p.enc, a->probe_rate, cx, a->bitrate)
+	    || codec_dec_alloc_rate(&p.dec, a->rate))
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!probe_stop) {
+		if ((rc = probe_stretch(&p, a, call, ncall, pk)) != 0)
+			goto out;
+		next.tv_nsec += (long)a->probe_ms * 1000000L;
+		while (next.tv_nsec >= 1000000000L) {
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		while (!probe_stop
+		    && clock_nanosleep(
+		           CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL)
+		        == EINTR)
+			;
+	}
+	double s = p.audio_s > 0 ? p.audio_s : 1;
+	printf("{\"probe_ms\":%d,\"stretch_ms\":%d,\"stretches\":%zu,"
+	       "\"audio_s\":%.1f,\"opus_rate\":%d,\"complexity\":%d,"
+	       "\"unit\":\"ms CPU per call-second\",\"resample_up\":%.4f,"
+	       "\"encode\":%.4f,\"decode\":%.4f,\"floor\":%.4f,"
+	       "\"stretch_p10\":%.4f,\"stretch_p50\":%.4f,"
+	       "\"stretch_p90\":%.4f}\n",
+	    a->probe_ms, PROBE_STRETCH_MS, p.nper, p.audio_s, a->probe_rate,
+	    cx, p.ms_rs / s, p.ms_enc / s, p.ms_dec / s,
+	    (p.ms_rs + p.ms_enc + p.ms_dec) / s, pct(p.per, p.nper, 0.1),
+	    pct(p.per, p.nper, 0.5), pct(p.per, p.nper, 0.9));
+	rc = 0;
+out:
+	resample_free(p.rs);
+	codec_enc_free(p.enc);
+	codec_dec_free(p.dec);
+	free(p.up);
+	free(p.per);
+	return rc;
+}
+
 static int
 parse_cx(struct args *a, const char *s)
 {
@@ -483,7 +639,16 @@ usage(const char *prog)
 	       "thread serving\n"
 	       "                     N calls does (1): the cost of their "
 	       "caches\n"
-	       "  --json             one JSON object instead of a table\n",
+	       "  --json             one JSON object instead of a table\n"
+	       "  --seed N           the speech signal's seed (1)\n"
+	       "  --probe MS         while a load runs: every MS ms, one more "
+	       "400 ms\n"
+	       "                     of the calls' audio through one call's "
+	       "pipeline at\n"
+	       "                     --default-complexity, until SIGTERM; "
+	       "prints JSON\n"
+	       "  --probe-rate R     the Opus rate under --probe: 24000 or "
+	       "call (24000)\n",
 	    prog, MAX_REPS);
 }
 
@@ -499,15 +664,21 @@ main(int argc, char **argv)
 		{ "bitrate", required_argument, NULL, 'b' },
 		{ "states", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "probe", required_argument, NULL, 'p' },
+		{ "probe-rate", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct args           a = { .seconds = 30,
-		          .reps              = 3,
-		          .rate              = 8000,
-		          .def_cx            = CODEC_COMPLEXITY_DEF,
-		          .bitrate           = CODEC_BITRATE_DEF,
-		          .states            = 1 };
+	struct args           a               = { .seconds = 30,
+		                        .reps              = 3,
+		                        .rate              = 8000,
+		                        .def_cx            = CODEC_COMPLEXITY_DEF,
+		                        .bitrate           = CODEC_BITRATE_DEF,
+		                        .states            = 1,
+		                        .seed              = 1,
+		                        .probe_rate        = CODEC_RATE };
+	int                   probe_call_rate = 0;
 	static struct profile pf[2];
 	struct packets        pk;
 	int16_t              *call = NULL, *voice = NULL;
@@ -546,6 +717,26 @@ main(int argc, char **argv)
 		case 'j':
 			a.json = 1;
 			break;
+		case 'S':
+			a.seed = strtoull(optarg, NULL, 10);
+			break;
+		case 'p':
+			a.probe_ms = atoi(optarg);
+			if (a.probe_ms < 1 || a.probe_ms > 60000) {
+				fprintf(stderr, "--probe: 1-60000 ms\n");
+				return 2;
+			}
+			break;
+		case 'P':
+			if (strcmp(optarg, "call") == 0)
+				probe_call_rate = 1;
+			else if ((a.probe_rate = atoi(optarg)) != CODEC_RATE
+			    && !codec_rate_ok(a.probe_rate)) {
+				fprintf(
+				    stderr, "--probe-rate: '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(argv[0]);
 			return 0;
@@ -562,13 +753,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "bad arguments (see --help)\n");
 		return 2;
 	}
+	if (probe_call_rate)
+		a.probe_rate = a.rate;
 	ncall  = (size_t)(a.seconds * a.rate);
 	nvoice = (size_t)(a.seconds * 24000);
-	if (callaudio_speech(&call, ncall, a.rate, 1)
+	if (callaudio_speech(&call, ncall, a.rate, a.seed)
 	    || callaudio_speech(&voice, nvoice, 24000, 2)
 	    || packets_make(&pk, voice, nvoice)) {
 		fprintf(stderr, "out of memory\n");
 		return 1;
+	}
+	if (a.probe_ms) {
+		rc = probe_run(&a, call, ncall, &pk) ? 1 : 0;
+		goto out;
 	}
 	pf[np++] = (struct profile) { .name = "default", .opus_rate = 24000 };
 	pf[np++] = (struct profile) { .name = "call", .opus_rate = a.rate };

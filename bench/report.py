@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 HZ = os.sysconf("SC_CLK_TCK")
-PROCS = ["ingress", "transcoder", "egress", "fakeplex", "call"]
+PROCS = ["ingress", "transcoder", "egress", "fakeplex", "call", "probe"]
 TRIO = ["ingress", "transcoder", "egress"]
 LOST_MAX_S = float(os.environ.get("BENCH_LOST_MAX_S", "1.5"))
 UNDERRUN_MAX_MS = float(os.environ.get("BENCH_UNDERRUN_MAX_MS", "200"))
@@ -152,6 +152,16 @@ def run(d):
     busy = (b["cpu_busy"] - a["cpu_busy"]) / HZ
     r["cpu"] = cpu
     r["trio_ms_per_call_s"] = trio
+    # The floor measured in the window's own moments (exoplex-bench-floor
+    # --probe): the host's speed swings, so this is the one to compare.
+    r["probe"] = None
+    try:
+        with open(os.path.join(d, "probe.json")) as f:
+            r["probe"] = json.load(f)
+    except (OSError, ValueError):
+        pass
+    pf = probe_floor(r)
+    r["trio_to_probe"] = trio / pf if pf else None
     r["trio_core_pct"] = sum(cpu[x]["core_pct"] for x in TRIO if x in cpu)
     r["machine"] = {
         "busy_core_pct": busy / wall * 100,
@@ -262,17 +272,24 @@ def run(d):
     return r
 
 
+def probe_floor(r):
+    p = r.get("probe")
+    return p["floor"] if p and p.get("stretches") else None
+
+
 def line(r):
     lat = r["latency"]
 
     def f(v):
         return "-" if v is None else "%.2f" % v
-    return ("%-8s %4d calls: trio %.2f ms/call-s (%s), fakeplex %.2f, "
+    return ("%-8s %4d calls: trio %.2f ms/call-s (%s) = %s x the probed "
+            "floor %s, fakeplex %.2f, "
             "call %.2f; machine %.0f%% (others %.0f%%); RSS %.0f kB/call; "
             "up p50/p99 %s/%s ms, down %s/%s ms; %s" % (
                 r["profile"], r["calls"], r["trio_ms_per_call_s"],
                 " ".join("%s %.2f" % (x[0], r["cpu"][x]["ms_per_call_s"])
                          for x in TRIO if x in r["cpu"]),
+                f(r.get("trio_to_probe")), f(probe_floor(r)),
                 r["cpu"].get("fakeplex", {}).get("ms_per_call_s", 0),
                 r["cpu"].get("call", {}).get("ms_per_call_s", 0),
                 r["machine"]["busy_core_pct"],
@@ -353,6 +370,19 @@ def final(tmp, base):
         }
         if fms and best:
             summ[prof]["clean_to_floor_calls"] = best / (cores * 1000 / fms)
+        # The same against the floor probed during the runs: the load
+        # run's own, and the median over the sweep's runs.
+        pr = probe_floor(ref)
+        sp = sorted(x for x in (probe_floor(r) for r in sw) if x)
+        spm = sp[len(sp) // 2] if sp else None
+        summ[prof].update({
+            "probe_ms_per_call_s": pr,
+            "trio_to_probe": ref["trio_ms_per_call_s"] / pr if pr else None,
+            "sweep_probe_ms_per_call_s": spm,
+            "probe_calls": cores * 1000 / spm if spm else None,
+        })
+        if spm and best:
+            summ[prof]["clean_to_probe_calls"] = best / (cores * 1000 / spm)
     res["summary"] = summ
     with open(base + ".json", "w") as f:
         json.dump(res, f, indent=1)
@@ -410,10 +440,11 @@ def markdown(res):
              "processes of the run (other users of the machine). Latency: "
              "the frames' age on arrival (now - ts_us), p50/p99 ms.\n")
     o.append("| run | calls | clean | ingress | transcoder | egress | "
-             "**trio** | trio / floor | fakeplex | exoplex-call | machine "
+             "**trio** | trio / floor | probed floor | trio / probed | "
+             "fakeplex | exoplex-call | machine "
              "busy % | others % | load avg | RSS kB/call | up p50/p99 | "
              "down p50/p99 | frames/msg (t->e, i->t) |")
-    o.append("|---" * 17 + "|")
+    o.append("|---" * 19 + "|")
 
     def key(k):
         w = k.split("-")
@@ -429,6 +460,7 @@ def markdown(res):
         fpm2 = r["bus"].get("ingress transcoder out", {}).get(
             "frames_per_message")
         o.append("| %s | %d | %s | %s | %s | %s | **%s** | %s | %s | %s | "
+                 "%s | %s | "
                  "%.0f | %.0f | %.2f | %s | %s / %s | %s / %s | %s, %s |" % (
                      k, r["calls"],
                      "yes" if r["clean"] else
@@ -438,6 +470,7 @@ def markdown(res):
                      fmt(c.get("egress", {}).get("ms_per_call_s")),
                      fmt(r["trio_ms_per_call_s"]),
                      fmt(r["trio_ms_per_call_s"] / fms if fms else None),
+                     fmt(probe_floor(r)), fmt(r.get("trio_to_probe")),
                      fmt(c.get("fakeplex", {}).get("ms_per_call_s")),
                      fmt(c.get("call", {}).get("ms_per_call_s")),
                      r["machine"]["busy_core_pct"],
@@ -472,6 +505,18 @@ def markdown(res):
                      (", %.0f%% of the floor's calls" %
                       (100 * s["clean_to_floor_calls"]))
                      if s.get("clean_to_floor_calls") else ""))
+        if s.get("probe_ms_per_call_s") or s.get("probe_calls"):
+            o.append("  Against the floor probed during the runs (same "
+                     "moments): load run's floor %s ms/call-s, trio = %s x; "
+                     "the sweep's median floor %s (%s calls on %d cores)%s."
+                     "\n" % (
+                         fmt(s.get("probe_ms_per_call_s")),
+                         fmt(s.get("trio_to_probe")),
+                         fmt(s.get("sweep_probe_ms_per_call_s")),
+                         fmt(s.get("probe_calls"), 0), res["cores"],
+                         (", most clean = %.0f%% of those" %
+                          (100 * s["clean_to_probe_calls"]))
+                         if s.get("clean_to_probe_calls") else ""))
     return "\n".join(o) + "\n"
 
 

@@ -12,6 +12,10 @@
 #      histograms in /metrics), NNG messages per frame, allocations;
 #   3. a sweep of N until calls break, for the default settings and the
 #      density profile.
+# During every window exoplex-bench-floor --probe measures the floor
+# again, on the calls' own audio, every PROBE_MS: this VM's speed swings
+# by half within seconds, so the ratio that counts is to the floor of
+# the same moments (both are reported).
 #
 # Writes bench/results/<date>-<host>.{json,md} (see docs/performance.md).
 # Never part of make test: it measures time.
@@ -39,6 +43,7 @@ FLOOR=1
 OUT=$HERE/results
 NAME=$(date +%Y-%m-%d)-$(hostname -s)
 COUNT_ALLOCS=0
+PROBE_MS=${BENCH_PROBE_MS:-250}
 # The stand-in is not what is measured: by default it replays a clip
 # encoded once (no codec work per session), so it takes as little of the
 # shared machine as it can while the trio decodes realistic 24 kHz speech.
@@ -114,8 +119,9 @@ sample() {
 		echo "time $(date +%s.%N)"
 		echo "cpu $(head -1 /proc/stat)"
 		echo "loadavg $(cat /proc/loadavg)"
-		for name in ingress transcoder egress fakeplex call; do
-			pid=${PID_OF[$name]}
+		for name in ingress transcoder egress fakeplex call probe; do
+			pid=${PID_OF[$name]:-}
+			[ -n "$pid" ] || continue
 			echo "stat $name $(cat /proc/$pid/stat 2>/dev/null)"
 			echo "rss $name $(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status 2>/dev/null)"
 			echo "threads $name $(ls /proc/$pid/task 2>/dev/null | wc -l)"
@@ -139,12 +145,22 @@ declare -A PID_OF ADM
 # seconds; everything lands in DIR.
 load_run() {
 	local d=$1 profile=$2 n=$3 s=$4 envs base adm ramp_ms settle total urls p
+	local probe_args=() e
 	mkdir -p "$d"
+	unset 'PID_OF[probe]'
 	case $profile in
 	default) envs=$BENCH_DEFAULT_ENV ;;
 	density) envs=$BENCH_DENSITY_ENV ;;
 	*) log "unknown profile $profile"; return 1 ;;
 	esac
+	# The probe runs what the transcoder runs under these settings.
+	for e in $envs; do
+		case $e in
+		EXOPLEX_OPUS_RATE=*) probe_args+=(--probe-rate "${e#*=}") ;;
+		EXOPLEX_OPUS_COMPLEXITY=*) probe_args+=(--default-complexity "${e#*=}") ;;
+		EXOPLEX_OPUS_BITRATE=*) probe_args+=(--bitrate "${e#*=}") ;;
+		esac
+	done
 	base=$(free_range "$n") || { log "no $n free ports in a row"; return 1; }
 	read -r ap1 ap2 ap3 ap4 lp <<<"$(python3 -c '
 import socket
@@ -199,12 +215,18 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	echo "$PLEX_MODE $PLEX_COMPLEXITY" >"$d/plex"
 	"$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
 		--rate 8000 --calls "$n" --ramp-ms "$ramp_ms" --seconds "$total" \
-		--signal speech --linger-ms 3000 --connect-timeout-ms 20000 \
+		--signal speech --seed 1 --linger-ms 3000 --connect-timeout-ms 20000 \
 		${BENCH_CALL_ARGS:-} \
 		>"$d/call.json" 2>"$d/call.log" &
 	PID_OF[call]=$!; PIDS+=($!)
 	local cpid=$!
 	sleep "$settle"
+	# The same clip as the calls' (exoplex-call makes at most 60 s).
+	"$BIN/exoplex-bench-floor" --probe "$PROBE_MS" --seed 1 \
+		--seconds $((total < 60 ? total : 60)) "${probe_args[@]}" \
+		>"$d/probe.json" 2>"$d/probe.log" &
+	PID_OF[probe]=$!; PIDS+=($!)
+	local ppid=$!
 	sample "$d" start
 	local perfs=()
 	if [ "${BENCH_PERF:-0}" = 1 ]; then
@@ -216,6 +238,8 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	fi
 	sleep "$s"
 	sample "$d" end
+	kill -TERM "$ppid" 2>/dev/null
+	wait "$ppid"
 	for p in "${perfs[@]}"; do wait "$p"; done
 	if [ "${BENCH_PERF:-0}" = 1 ]; then
 		for p in ingress transcoder egress call fakeplex; do
