@@ -50,22 +50,22 @@ struct metrics;
 struct log;
 
 struct bus_opts {
-	const char     *link;   /* label: "transcoder", "egress", "control" */
-	const char     *url;    /* ipc:///run/exoplex/x.sock, tcp://h:p, ... */
+	const char     *link; /* label: "transcoder", "egress", "control" */
+	const char     *url; /* ipc:///run/exoplex/x.sock, tcp://h:p, ... */
 	bool            listen; /* true: listen on url; false: dial it */
-	const char     *self;   /* Envelope.sender: "ingress", ... */
+	const char     *self; /* Envelope.sender: "ingress", ... */
 	struct metrics *metrics;
 	struct log     *log;
-	size_t          audio_max;   /* per call; 0 = 25 frames */
+	size_t          audio_max; /* per call; 0 = 25 frames */
 	size_t          control_max; /* 0 = 8192 frames */
-	size_t          msg_max;     /* bytes per NNG message; 0 = 1 MiB */
-	unsigned        hold_us;     /* 0: bus_flush sends at once */
+	size_t          msg_max; /* bytes per NNG message; 0 = 1 MiB */
+	unsigned        hold_us; /* 0: bus_flush sends at once */
 	/* Tap: NULL = the environment variable EXOPLEX_BUS_TAP; "", "0",
 	 * "off", "no", "false" = no tap; "1", "on", "yes", "true" =
 	 * ipc://<dir>/tap-<self>-<link>.sock, dir being the ipc:// link's
 	 * directory, else $EXOPLEX_BUS_DIR, else /run/exoplex; an absolute
 	 * path = that directory instead; a URL (has "://") = that URL. */
-	const char     *tap;
+	const char *tap;
 };
 
 #define BUS_TAP_ENV "EXOPLEX_BUS_TAP"
@@ -120,6 +120,11 @@ size_t bus_pending(const struct bus *b);
  * per link per minute, counted, discarded). */
 int  bus_recv(struct bus *b, Exo__Envelope **env);
 void bus_envelope_free(Exo__Envelope *env);
+
+/* bus_recv without a heap allocation: the Envelope lives in b's arena and
+ * stays valid until the next bus_next on b or bus_close; never free it.
+ * For owners that handle each Envelope before taking the next. */
+int bus_next(struct bus *b, const Exo__Envelope **env);
 
 /* Unpacks len received bytes the way bus_recv does, without logging or
  * counting (bus_recv uses it; so do the fuzz targets). Returns 0 with

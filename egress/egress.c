@@ -1378,7 +1378,7 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	struct link                *l = lws_get_opaque_user_data(wsi);
 	const struct lws_protocols *p = lws_get_protocol(wsi);
-	Exo__Envelope              *env;
+	const Exo__Envelope        *env;
 	int                         rc;
 
 	/* lws tells the first protocol of destroying every wsi, sessions'
@@ -1393,7 +1393,7 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (!l)
 			return 0;
-		while ((rc = bus_recv(l->bus, &env)) != EAGAIN) {
+		while ((rc = bus_next(l->bus, &env)) != EAGAIN) {
 			if (rc)
 				continue; /* logged and counted by the bus */
 			/* Stopping (egress_free waits for close frames):
@@ -1404,7 +1404,6 @@ bus_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				bus_count_in(l->bus, env->frames[i]);
 				dispatch(l->eg, l, env->frames[i]);
 			}
-			bus_envelope_free(env);
 		}
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 
+#include "arena.h"
 #include "base64.h"
 
 static const char *const event_names[EXOTEL_EV_N] = {
@@ -411,8 +413,61 @@ event_kind(const char *s)
 	return EXOTEL_EV_UNKNOWN;
 }
 
+/* cJSON's allocator is process-wide: while exotel_parse_in runs on a
+ * thread, that thread's objects come from its arena, and freeing them is
+ * left to the arena's reset. Every other use goes to the heap. */
+static _Thread_local struct arena *json_arena;
+static pthread_once_t              json_hooks_once = PTHREAD_ONCE_INIT;
+
+static void *
+json_malloc(size_t n)
+{
+	return json_arena ? arena_get(json_arena, n) : malloc(n);
+}
+
+static void
+json_free(void *p)
+{
+	if (p != NULL && json_arena != NULL && arena_owns(json_arena, p))
+		return;
+	free(p);
+}
+
+static void
+json_hooks(void)
+{
+	cJSON_Hooks h = { .malloc_fn = json_malloc, .free_fn = json_free };
+
+	cJSON_InitHooks(&h);
+}
+
+static int parse(struct exotel_msg *m, const char *json, size_t len,
+    uint8_t *pcm, size_t pcm_cap);
+
 int
 exotel_parse(struct exotel_msg *m, const char *json, size_t len, uint8_t *pcm,
+    size_t pcm_cap)
+{
+	return exotel_parse_in(NULL, m, json, len, pcm, pcm_cap);
+}
+
+int
+exotel_parse_in(struct arena *a, struct exotel_msg *m, const char *json,
+    size_t len, uint8_t *pcm, size_t pcm_cap)
+{
+	int rv;
+
+	pthread_once(&json_hooks_once, json_hooks);
+	if (a)
+		arena_reset(a);
+	json_arena = a;
+	rv         = parse(m, json, len, pcm, pcm_cap);
+	json_arena = NULL;
+	return rv;
+}
+
+static int
+parse(struct exotel_msg *m, const char *json, size_t len, uint8_t *pcm,
     size_t pcm_cap)
 {
 	cJSON       *root;

@@ -123,8 +123,16 @@ struct exotel_msg {
  * payload length is always enough) and m->u.media.pcm points there.
  * Returns EXOTEL_OK or an enum exotel_err with m->reason set; on error m
  * still holds kind/event/stream_sid when they could be read. */
+struct arena;
+
 int exotel_parse(struct exotel_msg *m, const char *json, size_t len,
     uint8_t *pcm, size_t pcm_cap);
+
+/* exotel_parse with the JSON tree built in arena a, which it resets
+ * first (a belongs to the caller; nothing in *m points into it): no heap
+ * allocation per message. */
+int exotel_parse_in(struct arena *a, struct exotel_msg *m, const char *json,
+    size_t len, uint8_t *pcm, size_t pcm_cap);
 
 /* Removes key from s->custom (the first entry of that name, and any
  * others) and copies its value into val (cap bytes; "" if absent).

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "arena.h"
 #include "base64.h"
 #include "test.h"
 
@@ -540,8 +541,63 @@ test_rate_parse(void)
 	return 0;
 }
 
+/* exotel_parse_in builds cJSON's tree in the arena (none of it on the
+ * heap once the arena has grown), reads the same as exotel_parse, and
+ * leaves cJSON's other users on the heap. */
+static int
+test_parse_in_arena(void)
+{
+	struct arena     *a;
+	struct exotel_msg m2;
+	uint8_t           src[320], pcm2[1024];
+	char              b64[1024], js[2048];
+	cJSON            *outside = cJSON_CreateObject();
+
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 3 + 5);
+	b64_encode(b64, src, sizeof(src));
+	snprintf(js, sizeof(js),
+	    "{\"event\":\"media\",\"sequence_number\":\"4\",\"stream_sid\":"
+	    "\"95be037f0ff02b427c3a4a59ae72198c\",\"media\":{\"chunk\":\"3\","
+	    "\"timestamp\":\"60\",\"payload\":\"%s\"}}",
+	    b64);
+	/* 64 bytes: the first message spills, the reset grows it. */
+	TEST_EQ(arena_alloc(&a, 64, 1 << 16), 0);
+	for (int i = 0; i < 3; i++) {
+		size_t spills = arena_spills(a);
+		TEST_EQ(exotel_parse_in(
+		            a, &m2, js, strlen(js), pcm2, sizeof(pcm2)),
+		    EXOTEL_OK);
+		TEST_ASSERT(arena_used(a) > 320); /* the payload string too */
+		if (i == 0)
+			TEST_ASSERT(arena_spills(a) > spills);
+		else
+			TEST_EQ(arena_spills(a), spills);
+		TEST_EQ(m2.kind, EXOTEL_EV_MEDIA);
+		TEST_EQ(m2.seq, 4);
+		TEST_EQ(m2.u.media.chunk, 3);
+		TEST_EQ(m2.u.media.pcm_len, 320);
+		TEST_ASSERT(memcmp(pcm2, src, 320) == 0);
+		TEST_STREQ(m2.stream_sid, "95be037f0ff02b427c3a4a59ae72198c");
+	}
+	/* A start with custom parameters, and junk, on the same arena. */
+	TEST_EQ(exotel_parse_in(a, &m2, r1, strlen(r1), pcm2, sizeof(pcm2)),
+	    EXOTEL_OK);
+	TEST_EQ(parse(r1), EXOTEL_OK);
+	TEST_EQ(m2.u.start.n_custom, msg.u.start.n_custom);
+	TEST_STREQ(m2.u.start.call_sid, msg.u.start.call_sid);
+	TEST_EQ(exotel_parse_in(a, &m2, "{\"event\":", 10, pcm2, sizeof(pcm2)),
+	    EXOTEL_E_JSON);
+	/* Made before, freed after: the heap's, untouched by the arena. */
+	cJSON_AddStringToObject(outside, "k", "v");
+	TEST_ASSERT(!arena_owns(a, outside));
+	cJSON_Delete(outside);
+	arena_free(a);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_start_r1), TEST(test_start_r2), TEST(test_start_r3),
     TEST(test_start_variants), TEST(test_start_bad), TEST(test_media),
     TEST(test_media_bad), TEST(test_dtmf), TEST(test_mark),
     TEST(test_stop_connected), TEST(test_unknown), TEST(test_junk),
-    TEST(test_build), TEST(test_rate_parse))
+    TEST(test_build), TEST(test_rate_parse), TEST(test_parse_in_arena))

@@ -47,6 +47,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "arena.h"
 #include "auth.h"
 #include "bus.h"
 #include "bus_lws.h"
@@ -228,6 +229,7 @@ struct server {
 	lws_sorted_usec_list_t tick;
 
 	uint8_t          *pcm; /* decode scratch: one message's payload */
+	struct arena     *json; /* one message's JSON objects */
 	size_t            pcm_cap;
 	uint8_t          *play; /* tick scratch: one playback message */
 	size_t            play_cap;
@@ -864,7 +866,7 @@ on_message(struct server *s, struct conn *c, const char *buf, size_t len)
 	/* A socket we are closing has had its say. */
 	if (c->close_pending)
 		return;
-	rv = exotel_parse(m, buf, len, s->pcm, s->pcm_cap);
+	rv = exotel_parse_in(s->json, m, buf, len, s->pcm, s->pcm_cap);
 	/* Unparsable messages are counted as bad input only. */
 	if (m->event[0] != '\0')
 		metric_inc(s->m_in[m->kind]);
@@ -1422,8 +1424,8 @@ cb_bus(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		/* Bounded, so one busy link cannot starve the sockets; the
 		 * fd stays readable for the rest. */
 		for (int i = 0; i < 256 && b != NULL; i++) {
-			Exo__Envelope *env;
-			int            rv = bus_recv(b, &env);
+			const Exo__Envelope *env;
+			int                  rv = bus_next(b, &env);
 			if (rv == EAGAIN)
 				break;
 			if (rv != 0)
@@ -1432,7 +1434,6 @@ cb_bus(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 				bus_count_in(b, env->frames[k]);
 				on_frame(s, b, env->frames[k]);
 			}
-			bus_envelope_free(env);
 		}
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -1788,6 +1789,7 @@ server_start(struct server **out, const struct server_opts *o)
 	s->play_cap = play_bytes;
 	if ((s->pcm = malloc(s->pcm_cap)) == NULL
 	    || (s->play = malloc(s->play_cap)) == NULL
+	    || (rv = arena_alloc(&s->json, 4096, s->max_msg * 2 + 4096)) != 0
 	    || (rv = strmap_alloc(&s->calls)) != 0) {
 		rv = rv ? rv : ENOMEM;
 		goto out;
@@ -1886,6 +1888,7 @@ out:
 	strmap_free(s->calls);
 	free(s->pcm);
 	free(s->play);
+	arena_free(s->json);
 	free(s);
 	return rv;
 }
@@ -1909,6 +1912,7 @@ server_stop(struct server *s)
 	strmap_free(s->calls);
 	free(s->pcm);
 	free(s->play);
+	arena_free(s->json);
 	free(s);
 }
 

@@ -896,12 +896,12 @@ loop_housekeeping(struct loop *l, uint64_t now_us)
 static void
 drain(struct loop *l, struct bus *b, int from_egress)
 {
-	Exo__Envelope *env;
-	int            rc;
+	const Exo__Envelope *env;
+	int                  rc;
 
 	/* Bounded, so one busy link cannot starve the other. */
 	for (int i = 0; i < 256; i++) {
-		if ((rc = bus_recv(b, &env)) == EAGAIN)
+		if ((rc = bus_next(b, &env)) == EAGAIN)
 			return;
 		if (rc != 0)
 			continue; /* logged and counted by the bus */
@@ -915,7 +915,6 @@ drain(struct loop *l, struct bus *b, int from_egress)
 			if (bus_pending(l->o.egress) >= FLUSH_AT)
 				bus_flush(l->o.egress);
 		}
-		bus_envelope_free(env);
 	}
 }
 
