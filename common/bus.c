@@ -479,12 +479,23 @@ call_audio_queued(struct bus *b, uint64_t h)
 	return n;
 }
 
-int
-bus_send(struct bus *b, const Exo__Frame *f)
+void
+bus_meta(const Exo__Frame *f, struct bus_meta *m)
 {
-	int k = kind_index(f);
-	bool audio = bus_droppable(f);
-	uint64_t h = hash64(f->call_id);
+	m->call = hash64(f->call_id);
+	m->kind = (uint8_t) kind_index(f);
+	m->audio = bus_droppable(f);
+}
+
+/* bus_send and bus_send_packed: queues the frame f packs to, or the flen
+ * bytes at buf when f is NULL. */
+static int
+enqueue(struct bus *b, const struct bus_meta *m, const Exo__Frame *f,
+    const uint8_t *buf, size_t flen)
+{
+	int k = m->kind <= KINDS ? m->kind : KINDS;
+	bool audio = m->audio;
+	uint64_t h = m->call;
 	uint64_t now;
 
 	if (audio && atomic_load(&b->peers) == 0) {
@@ -504,7 +515,7 @@ bus_send(struct bus *b, const Exo__Frame *f)
 			    "refusing %s",
 			    b->link, b->control_n,
 			    atomic_load(&b->peers) ? "slow" : "absent",
-			    bus_kind_name(f));
+			    k < KINDS ? kind_names[k] : "unknown");
 		}
 		return ENOSPC;
 	}
@@ -512,7 +523,6 @@ bus_send(struct bus *b, const Exo__Frame *f)
 	    call_audio_queued(b, h) >= b->o.audio_max)
 		drop_oldest_audio(b, h);
 
-	size_t flen = exo__frame__get_packed_size(f);
 	size_t need = b->arena_len + flen + 11;
 	if (need > b->arena_cap) {
 		size_t ncap = b->arena_cap ? b->arena_cap : 16384;
@@ -529,7 +539,10 @@ bus_send(struct bus *b, const Exo__Frame *f)
 	uint8_t *p = b->arena + b->arena_len;
 	p[0] = (4 << 3) | 2; /* Envelope.frames, length-delimited */
 	size_t hl = 1 + put_varint(p + 1, flen);
-	exo__frame__pack(f, p + hl);
+	if (f)
+		exo__frame__pack(f, p + hl);
+	else
+		memcpy(p + hl, buf, flen);
 	e.len = hl + flen;
 	if (ent_push(b, &e))
 		return ENOMEM;
@@ -539,6 +552,22 @@ bus_send(struct bus *b, const Exo__Frame *f)
 	else
 		b->control_n++;
 	return 0;
+}
+
+int
+bus_send(struct bus *b, const Exo__Frame *f)
+{
+	struct bus_meta m;
+
+	bus_meta(f, &m);
+	return enqueue(b, &m, f, NULL, exo__frame__get_packed_size(f));
+}
+
+int
+bus_send_packed(struct bus *b, const struct bus_meta *m, const uint8_t *buf,
+    size_t len)
+{
+	return enqueue(b, m, NULL, buf, len);
 }
 
 size_t

@@ -91,6 +91,23 @@ void bus_lib_fini(void);
  * when a control frame finds the control queue full (logged, counted). */
 int bus_send(struct bus *b, const Exo__Frame *f);
 
+/* What bus_send needs to know of a frame besides its bytes. */
+struct bus_meta {
+	uint64_t call; /* hash of call_id */
+	uint8_t  kind;
+	bool     audio; /* bus_droppable */
+};
+
+/* Fills *m for f; a pure function, callable from any thread. */
+void bus_meta(const Exo__Frame *f, struct bus_meta *m);
+
+/* bus_send for a frame already packed (len bytes from exo__frame__pack,
+ * which the caller keeps; they are copied), with *m from bus_meta on the
+ * same frame: a thread that packed it saves the owner unpacking it
+ * again. Returns as bus_send. */
+int bus_send_packed(struct bus *b, const struct bus_meta *m,
+    const uint8_t *buf, size_t len);
+
 /* Sends what is queued, in order, as few NNG messages as msg_max allows,
  * unless hold_us is set, the last message went less than hold_us ago and
  * the queue is under half a message. Never blocks; what the peer

@@ -741,7 +741,62 @@ test_next_in_arena(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena), TEST(test_hold_until_due),
+/* bus_send_packed queues the bytes bus_send would have packed, under the
+ * same rules: a packed audio frame with no peer is dropped and counted,
+ * a packed control frame waits and arrives intact. */
+static int
+test_send_packed(void)
+{
+	struct pair     p;
+	uint8_t         pcm[320], buf[1024];
+	Exo__Frame      f, s;
+	Exo__Audio      a;
+	Exo__CallStop   st;
+	struct bus_meta m;
+	size_t          n;
+
+	TEST_EQ(pair_open(&p, 5, 0), 0);
+	memset(pcm, 9, sizeof(pcm));
+	audio_frame(&f, &a, "packed", 7, pcm, sizeof(pcm));
+	bus_meta(&f, &m);
+	TEST_ASSERT(m.audio);
+	n = exo__frame__pack(&f, buf);
+	TEST_EQ(bus_send_packed(p.a, &m, buf, n), 0);
+	char *txt = metrics_render(p.m, NULL);
+	TEST_ASSERT(strstr(txt, "exoplex_bus_frames_dropped_total{link=\"t\","
+				"kind=\"caller_audio\"} 1") != NULL);
+	free(txt);
+	stop_frame(&s, &st, "packed", 8);
+	bus_meta(&s, &m);
+	TEST_ASSERT(!m.audio);
+	n = exo__frame__pack(&s, buf);
+	TEST_EQ(bus_send_packed(p.a, &m, buf, n), 0);
+	TEST_EQ(bus_pending(p.a), 1);
+
+	struct bus_opts o = { .link = "t", .url = p.url, .self = "d",
+		.metrics = p.m, .log = &p.lg };
+	TEST_EQ(bus_open(&p.b, &o), 0);
+	TEST_ASSERT(wait_peer(p.a));
+	/* Now with a peer: audio goes too. */
+	audio_frame(&f, &a, "packed", 9, pcm, sizeof(pcm));
+	bus_meta(&f, &m);
+	n = exo__frame__pack(&f, buf);
+	TEST_EQ(bus_send_packed(p.a, &m, buf, n), 0);
+	TEST_EQ(bus_flush(p.a), 0);
+	Exo__Envelope *e = recv_wait(p.b);
+	TEST_ASSERT(e != NULL);
+	TEST_EQ(e->n_frames, 2);
+	TEST_EQ(e->frames[0]->body_case, EXO__FRAME__BODY_CALL_STOP);
+	TEST_EQ(e->frames[0]->seq, 8);
+	TEST_STREQ(e->frames[1]->call_id, "packed");
+	TEST_EQ(e->frames[1]->caller_audio->pcm.len, 320);
+	TEST_EQ(e->frames[1]->caller_audio->pcm.data[100], 9);
+	bus_envelope_free(e);
+	pair_close(&p);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena), TEST(test_send_packed), TEST(test_hold_until_due),
     TEST(test_hold_no_peer_no_wakeup),
     TEST(test_split_at_msg_max),
     TEST(test_no_peer_drops_audio_keeps_control),

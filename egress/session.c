@@ -31,9 +31,15 @@
 struct out_msg {
 	struct out_msg *next;
 	size_t          len; /* 0x01 + page */
+	size_t          cap; /* room after LWS_PRE */
 	bool            header;
 	uint8_t         buf[]; /* LWS_PRE + len */
 };
+
+/* A sent page's buffer is kept for the next: at 50 pages a second the
+ * queue holds one or two, so a few spares make sending allocation-free. */
+#define MSG_SPARE_CAP 1024 /* bytes after LWS_PRE: any audio page */
+#define MSG_SPARES 4
 
 struct session_env {
 	struct session_env_opts o;
@@ -56,6 +62,8 @@ struct session {
 	uint64_t                 opened_us, ready_us, last_rx_us, retired_us;
 
 	struct out_msg *qhead, *qtail;
+	struct out_msg *spare; /* MSG_SPARE_CAP buffers to reuse */
+	unsigned        nspare;
 	size_t          qlen;
 
 	uint8_t *rx;
@@ -117,6 +125,34 @@ session_env_alloc(struct session_env **out, const struct session_env_opts *o)
 	return 0;
 }
 
+static struct out_msg *
+msg_get(struct session *s, size_t len)
+{
+	struct out_msg *m;
+	size_t          cap = len > MSG_SPARE_CAP ? len : MSG_SPARE_CAP;
+
+	if (len <= MSG_SPARE_CAP && (m = s->spare) != NULL) {
+		s->spare = m->next;
+		s->nspare--;
+		return m;
+	}
+	if ((m = malloc(sizeof(*m) + LWS_PRE + cap)) != NULL)
+		m->cap = cap;
+	return m;
+}
+
+static void
+msg_put(struct session *s, struct out_msg *m)
+{
+	if (m->cap == MSG_SPARE_CAP && s->nspare < MSG_SPARES) {
+		m->next  = s->spare;
+		s->spare = m;
+		s->nspare++;
+		return;
+	}
+	free(m);
+}
+
 static void
 queue_clear(struct session *s)
 {
@@ -124,7 +160,7 @@ queue_clear(struct session *s)
 
 	for (m = s->qhead; m; m = n) {
 		n = m->next;
-		free(m);
+		msg_put(s, m);
 	}
 	s->qhead = s->qtail = NULL;
 	s->qlen             = 0;
@@ -151,6 +187,11 @@ session_free(struct session *s)
 		s->next->prev = s->prev;
 	e->count--;
 	queue_clear(s);
+	while (s->spare) {
+		struct out_msg *m = s->spare;
+		s->spare          = m->next;
+		free(m);
+	}
 	free(s->rx);
 	free(s);
 }
@@ -396,7 +437,7 @@ drop_oldest_audio(struct session *s)
 		*pp = m->next;
 		if (s->qtail == m)
 			s->qtail = prev;
-		free(m);
+		msg_put(s, m);
 		s->qlen--;
 		return true;
 	}
@@ -422,7 +463,7 @@ session_send_ogg(
 			rc = ENOBUFS;
 		}
 	}
-	m = malloc(sizeof(*m) + LWS_PRE + ppframe_audio_len(len));
+	m = msg_get(s, ppframe_audio_len(len));
 	if (!m)
 		return ENOMEM;
 	m->next   = NULL;
@@ -619,11 +660,11 @@ on_writeable(struct session *s, struct lws *wsi)
 	s->qlen--;
 	n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
 	if (n < (int)m->len) {
-		free(m);
+		msg_put(s, m);
 		ended(s, SESSION_SEND_FAILED, "lws_write failed");
 		return -1;
 	}
-	free(m);
+	msg_put(s, m);
 	metric_inc(s->env->up_sent);
 	if (s->qhead)
 		lws_callback_on_writable(wsi);

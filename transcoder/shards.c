@@ -41,7 +41,13 @@ struct items {
 	size_t       n, cap;
 };
 
-/* Packed output frames: [to_egress 1 byte][length 4 bytes][frame]... */
+/* Packed output frames, each [struct out_hdr][frame], for the bus thread
+ * to queue as they are (bus_send_packed). */
+struct out_hdr {
+	struct bus_meta meta;
+	uint32_t        len;
+	bool            to_egress;
+};
 struct outbuf {
 	uint8_t *p;
 	size_t   len, cap;
@@ -116,24 +122,23 @@ outbuf_reserve(struct outbuf *b, size_t more)
 static int
 shard_send(void *arg, bool to_egress, const Exo__Frame *f)
 {
-	struct shard *sh = arg;
-	size_t        n  = exo__frame__get_packed_size(f);
-	uint32_t      n32;
-	uint8_t      *p;
+	struct shard  *sh = arg;
+	size_t         n  = exo__frame__get_packed_size(f);
+	struct out_hdr h  = { .len = (uint32_t)n, .to_egress = to_egress };
+	uint8_t       *p;
 
-	if (n > UINT32_MAX || outbuf_reserve(&sh->local, 5 + n)) {
+	if (n > UINT32_MAX || outbuf_reserve(&sh->local, sizeof(h) + n)) {
 		if (!sh->oom_logged)
 			LOGE(sh->s->o.loop.log, NULL,
 			    "shard: out of memory: output frames dropped");
 		sh->oom_logged = true;
 		return ENOMEM;
 	}
-	n32  = (uint32_t)n;
-	p    = sh->local.p + sh->local.len;
-	p[0] = to_egress;
-	memcpy(p + 1, &n32, 4);
-	exo__frame__pack(f, p + 5);
-	sh->local.len += 5 + n;
+	bus_meta(f, &h.meta);
+	p = sh->local.p + sh->local.len;
+	memcpy(p, &h, sizeof(h));
+	exo__frame__pack(f, p + sizeof(h));
+	sh->local.len += sizeof(h) + n;
 	return 0;
 }
 
@@ -385,18 +390,15 @@ collect(struct shards *s)
 		sh->outbox = s->take;
 		pthread_mutex_unlock(&sh->mu);
 		s->take = t;
-		for (size_t off = 0; off + 5 <= t.len;) {
-			uint32_t    n;
-			Exo__Frame *f;
-			memcpy(&n, t.p + off + 1, 4);
-			if (off + 5 + n > t.len)
+		for (size_t off = 0; off + sizeof(struct out_hdr) <= t.len;) {
+			struct out_hdr h;
+			memcpy(&h, t.p + off, sizeof(h));
+			off += sizeof(h);
+			if (h.len > t.len - off)
 				break;
-			f = exo__frame__unpack(NULL, n, t.p + off + 5);
-			if (f) {
-				bus_send(t.p[off] ? eg : in, f);
-				exo__frame__free_unpacked(f, NULL);
-			}
-			off += 5 + n;
+			bus_send_packed(
+			    h.to_egress ? eg : in, &h.meta, t.p + off, h.len);
+			off += h.len;
 			/* Early in a burst, before a call's output reaches
 			 * the bus's per-call cap. */
 			if (bus_pending(in) >= FLUSH_AT)
