@@ -780,6 +780,12 @@ bus_recv(struct bus *b, Exo__Envelope **env)
 }
 
 int
+bus_recv_in(struct bus *b, struct arena *a, Exo__Envelope **env)
+{
+	return recv_with(b, arena_pb(a), env);
+}
+
+int
 bus_next(struct bus *b, const Exo__Envelope **env)
 {
 	Exo__Envelope *e;

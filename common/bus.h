@@ -143,6 +143,12 @@ void bus_envelope_free(Exo__Envelope *env);
  * For owners that handle each Envelope before taking the next. */
 int bus_next(struct bus *b, const Exo__Envelope **env);
 
+/* bus_recv into the caller's arena a: the Envelope lives until the
+ * caller resets a (never free it). For owners that keep Envelopes across
+ * receives, one arena each. */
+struct arena;
+int bus_recv_in(struct bus *b, struct arena *a, Exo__Envelope **env);
+
 /* Unpacks len received bytes the way bus_recv does, without logging or
  * counting (bus_recv uses it; so do the fuzz targets). Returns 0 with
  * *env set; EPROTO for bytes that are not an Envelope (*env NULL); or

@@ -15,17 +15,24 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "arena.h"
 #include "bus.h"
 #include "clock.h"
 #include "log.h"
 
 #define FLUSH_AT 16 /* queued frames that make the bus thread flush */
 #define IDLE_WAIT_MS 100 /* a shard's housekeeping without input */
+#define ENV_SPARES 4 /* received Envelopes' arenas kept for reuse */
+#define ENV_SPARE_CAP (256u << 10) /* and the largest kept */
 
-/* A received Envelope, freed when the last of its frames is handled. */
+/* A received Envelope in its own arena, which goes back to the shards'
+ * spares when the last of its frames is handled. */
 struct envref {
 	Exo__Envelope *env;
 	_Atomic int    refs;
+	struct arena  *arena;
+	struct shards *s;
+	struct envref *next; /* in spares */
 };
 
 /* One frame for a shard, or (f == NULL) "ingress lost at lost_us". */
@@ -75,15 +82,68 @@ struct shards {
 	struct outbuf      take; /* the bus thread's: an outbox swapped out */
 	int                in_peers;
 	uint64_t           check_us;
+	pthread_mutex_t    spare_mu; /* the bus and shard threads return */
+	struct envref     *spare; /* spare_mu */
+	unsigned           nspare; /* spare_mu */
 };
+
+/* A spare envref with an empty arena, or a new one; NULL without
+ * memory. */
+static struct envref *
+envref_get(struct shards *s)
+{
+	struct envref *r;
+
+	pthread_mutex_lock(&s->spare_mu);
+	if ((r = s->spare) != NULL) {
+		s->spare = r->next;
+		s->nspare--;
+	}
+	pthread_mutex_unlock(&s->spare_mu);
+	if (r != NULL)
+		return r;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	/* Grows to the Envelopes it gets (~50 kB at 100 calls in a burst). */
+	if (arena_alloc(&r->arena, 16u << 10, 16u << 20)) {
+		free(r);
+		return NULL;
+	}
+	r->s = s;
+	return r;
+}
+
+/* Keeps r for the next Envelope; past ENV_SPARES (after a backlog, when
+ * many were in flight) or grown past ENV_SPARE_CAP, frees it instead, so
+ * a burst does not hold its memory for good. */
+static void
+envref_spare(struct envref *r)
+{
+	struct shards *s    = r->s;
+	bool           keep = false;
+
+	arena_reset(r->arena);
+	r->env = NULL;
+	if (arena_cap(r->arena) <= ENV_SPARE_CAP) {
+		pthread_mutex_lock(&s->spare_mu);
+		if ((keep = s->nspare < ENV_SPARES)) {
+			r->next  = s->spare;
+			s->spare = r;
+			s->nspare++;
+		}
+		pthread_mutex_unlock(&s->spare_mu);
+	}
+	if (!keep) {
+		arena_free(r->arena);
+		free(r);
+	}
+}
 
 static void
 envref_put(struct envref *r)
 {
-	if (atomic_fetch_sub(&r->refs, 1) == 1) {
-		bus_envelope_free(r->env);
-		free(r);
-	}
+	if (atomic_fetch_sub(&r->refs, 1) == 1)
+		envref_spare(r);
 }
 
 static int
@@ -253,6 +313,13 @@ shards_free(struct shards *s)
 	}
 	if (s->evfd >= 0)
 		close(s->evfd);
+	while (s->spare) {
+		struct envref *r = s->spare;
+		s->spare         = r->next;
+		arena_free(r->arena);
+		free(r);
+	}
+	pthread_mutex_destroy(&s->spare_mu);
 	free(s->take.p);
 	free(s->sh);
 	free(s);
@@ -271,7 +338,9 @@ shards_alloc(struct shards **out, const struct shards_opts *o)
 		return ENOMEM;
 	s->o    = *o;
 	s->evfd = -1;
+	pthread_mutex_init(&s->spare_mu, NULL);
 	if ((s->sh = calloc(o->n, sizeof(*s->sh))) == NULL) {
+		pthread_mutex_destroy(&s->spare_mu);
 		free(s);
 		return ENOMEM;
 	}
@@ -318,17 +387,26 @@ drain(struct shards *s, struct bus *b, bool from_egress)
 	int            rc;
 
 	for (int i = 0; i < 256; i++) {
-		struct envref *ref;
-		if ((rc = bus_recv(b, &env)) == EAGAIN)
-			return;
-		if (rc != 0)
-			continue; /* logged and counted by the bus */
-		if ((ref = malloc(sizeof(*ref))) == NULL) {
-			LOGE(s->o.loop.log, NULL,
-			    "out of memory: %zu received frames dropped",
-			    env->n_frames);
-			bus_envelope_free(env);
+		struct envref *ref = envref_get(s);
+		if (ref == NULL) {
+			/* Out of memory: the link must keep moving, so take
+			 * the Envelope off it anyway and say what was lost. */
+			if ((rc = bus_recv(b, &env)) == EAGAIN)
+				return;
+			if (rc == 0) {
+				LOGE(s->o.loop.log, NULL,
+				    "out of memory: %zu received frames "
+				    "dropped",
+				    env->n_frames);
+				bus_envelope_free(env);
+			}
 			continue;
+		}
+		if ((rc = bus_recv_in(b, ref->arena, &env)) != 0) {
+			envref_spare(ref);
+			if (rc == EAGAIN)
+				return;
+			continue; /* logged and counted by the bus */
 		}
 		ref->env = env;
 		atomic_init(&ref->refs, 1);
