@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "bus.h"
 #include "log.h"
 #include "metrics.h"
@@ -796,7 +797,43 @@ test_send_packed(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena), TEST(test_send_packed), TEST(test_hold_until_due),
+/* bus_recv_in: Envelopes in the caller's arenas, two alive at once. */
+static int
+test_recv_in_arenas(void)
+{
+	struct pair    p;
+	uint8_t        pcm[320];
+	struct arena  *ar[2];
+	Exo__Envelope *e[2] = { NULL, NULL };
+
+	TEST_EQ(pair_open(&p, 0, 1), 0);
+	for (int k = 0; k < 2; k++) {
+		struct pollfd pfd = { .fd = bus_fd(p.a), .events = POLLIN };
+		Exo__Frame    f;
+		Exo__Audio    a;
+		int           rv = EAGAIN;
+		TEST_EQ(arena_alloc(&ar[k], 256, 1 << 20), 0);
+		memset(pcm, k + 1, sizeof(pcm));
+		audio_frame(&f, &a, k ? "second" : "first", 1, pcm, 320);
+		TEST_EQ(bus_send(p.b, &f), 0);
+		TEST_EQ(bus_flush(p.b), 0);
+		for (int i = 0; i < 200 && rv == EAGAIN; i++)
+			if ((rv = bus_recv_in(p.a, ar[k], &e[k])) == EAGAIN)
+				poll(&pfd, 1, 10);
+		TEST_EQ(rv, 0);
+		TEST_ASSERT(arena_owns(ar[k], e[k]));
+	}
+	TEST_STREQ(e[0]->frames[0]->call_id, "first");
+	TEST_EQ(e[0]->frames[0]->caller_audio->pcm.data[0], 1);
+	TEST_STREQ(e[1]->frames[0]->call_id, "second");
+	TEST_EQ(e[1]->frames[0]->caller_audio->pcm.data[319], 2);
+	arena_free(ar[0]);
+	arena_free(ar[1]);
+	pair_close(&p);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena), TEST(test_send_packed), TEST(test_recv_in_arenas), TEST(test_hold_until_due),
     TEST(test_hold_no_peer_no_wakeup),
     TEST(test_split_at_msg_max),
     TEST(test_no_peer_drops_audio_keeps_control),
