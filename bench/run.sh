@@ -15,7 +15,9 @@
 # During every window exoplex-bench-floor --probe measures the floor
 # again, on the calls' own audio, every PROBE_MS: this VM's speed swings
 # by half within seconds, so the ratio that counts is to the floor of
-# the same moments (both are reported).
+# the same moments (both are reported). BENCH_PROBE_MS sets its period
+# (250); BENCH_LAT_MAX_MS the p99 bound of the report's "most clean
+# calls within" figure (50).
 #
 # Writes bench/results/<date>-<host>.{json,md} (see docs/performance.md).
 # Never part of make test: it measures time.
@@ -69,7 +71,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift ;;
 	--name) NAME=$2; shift ;;
 	--count-allocs) COUNT_ALLOCS=1 ;;
-	-h|--help) sed -n 2,24p "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d'; exit 0 ;;
 	*) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
