@@ -19,6 +19,7 @@
 #include "bus.h"
 #include "config.h"
 #include "egress.h"
+#include "exitdog.h"
 #include "hooks.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +41,8 @@ struct settings {
 	struct cfg_opt      opts[CFG_COMMON_N + 13 + HOOKS_CFG_N + 9];
 	size_t              n;
 };
+
+#define EXIT_BOUND_MS 2000 /* for closing the buses, normally < 10 ms */
 
 static volatile sig_atomic_t stopping;
 static struct log            lg; /* lws's own lines go here too */
@@ -276,6 +279,9 @@ out:
 	admin_stop(adm);
 	egress_free(eg);
 	hooks_free(hk); /* delivers what is due, briefly */
+	/* Calls and webhooks are done; NNG 1.5.2 can hang closing
+	 * (exitdog.h). */
+	exitdog_arm(&lg, EXIT_BOUND_MS, "closing the buses", status);
 	bus_close(to_i);
 	bus_close(to_t);
 	bus_lib_fini();

@@ -25,9 +25,12 @@
 #include "bus.h"
 #include "clock.h"
 #include "config.h"
+#include "exitdog.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+
+#define EXIT_BOUND_MS 2000 /* for closing the buses, normally < 10 ms */
 
 static volatile sig_atomic_t stop_flag; /* signals received */
 static struct log           *lws_log; /* for lws's own lines */
@@ -393,6 +396,8 @@ out:
 			nanosleep(&(struct timespec) { 0, 10000000 }, NULL);
 		}
 	}
+	/* Calls are over; NNG 1.5.2 can hang closing (exitdog.h). */
+	exitdog_arm(&lg, EXIT_BOUND_MS, "closing the buses", status);
 	bus_close(bc);
 	bus_close(bt);
 	bus_lib_fini();

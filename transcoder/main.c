@@ -16,11 +16,14 @@
 #include "bus.h"
 #include "codec.h"
 #include "config.h"
+#include "exitdog.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
 #include "resample.h"
 #include "shards.h"
+
+#define EXIT_BOUND_MS 2000 /* for closing the buses, normally < 10 ms */
 
 static volatile sig_atomic_t stop_flag;
 
@@ -225,6 +228,8 @@ out:
 	shards_free(shards);
 	loop_free(loop);
 	admin_stop(admin);
+	/* Calls are over; NNG 1.5.2 can hang closing (exitdog.h). */
+	exitdog_arm(&lg, EXIT_BOUND_MS, "closing the buses", status);
 	bus_close(bus_eg);
 	bus_close(bus_in);
 	bus_lib_fini();
