@@ -85,6 +85,7 @@ struct shards {
 	pthread_mutex_t    spare_mu; /* the bus and shard threads return */
 	struct envref     *spare; /* spare_mu */
 	unsigned           nspare; /* spare_mu */
+	struct envref     *ready; /* the bus thread's: taken, not yet used */
 };
 
 /* A spare envref with an empty arena, or a new one; NULL without
@@ -313,6 +314,10 @@ shards_free(struct shards *s)
 	}
 	if (s->evfd >= 0)
 		close(s->evfd);
+	if (s->ready) {
+		arena_free(s->ready->arena);
+		free(s->ready);
+	}
 	while (s->spare) {
 		struct envref *r = s->spare;
 		s->spare         = r->next;
@@ -387,7 +392,10 @@ drain(struct shards *s, struct bus *b, bool from_egress)
 	int            rc;
 
 	for (int i = 0; i < 256; i++) {
-		struct envref *ref = envref_get(s);
+		/* Most turns find nothing: keep the envref for the next
+		 * rather than lock twice to hand it back. */
+		struct envref *ref = s->ready ? s->ready : envref_get(s);
+		s->ready           = NULL;
 		if (ref == NULL) {
 			/* Out of memory: the link must keep moving, so take
 			 * the Envelope off it anyway and say what was lost. */
@@ -403,7 +411,8 @@ drain(struct shards *s, struct bus *b, bool from_egress)
 			continue;
 		}
 		if ((rc = bus_recv_in(b, ref->arena, &env)) != 0) {
-			envref_spare(ref);
+			arena_reset(ref->arena); /* what a bad message left */
+			s->ready = ref;
 			if (rc == EAGAIN)
 				return;
 			continue; /* logged and counted by the bus */
