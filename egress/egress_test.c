@@ -720,8 +720,10 @@ test_reconnect_after_drop(void)
 	PUMP_UNTIL(&x, count(&x.in, EXO__FRAME__BODY_SESSION_READY, "ST3"));
 	lws_set_timeout(
 	    x.fake[0].wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-	PUMP_UNTIL(
-	    &x, count(&x.tr, EXO__FRAME__BODY_SESSION_READY, "ST3") == 2);
+	/* Both links: each bus sends on its own schedule (the hold). */
+	PUMP_UNTIL(&x,
+	    count(&x.tr, EXO__FRAME__BODY_SESSION_READY, "ST3") == 2
+	        && count(&x.in, EXO__FRAME__BODY_SESSION_READY, "ST3") == 2);
 	g = find(&x.in, EXO__FRAME__BODY_SESSION_ENDED, 0);
 	TEST_ASSERT(g);
 	TEST_EQ(g->session, 1);
