@@ -5,7 +5,7 @@
  *
  * A writer is reused for every stream of a call (oggw_begin starts the
  * next one). Pages are handed to a callback and are valid only during
- * it. The writer owns its libogg state; oggw_free releases it.
+ * it. A writer is a few bytes of state; oggw_free releases it.
  */
 #ifndef EXO_OGGW_H
 #define EXO_OGGW_H
@@ -16,6 +16,9 @@
 
 #define OGGW_OPUSHEAD_LEN 19
 #define OGGW_VENDOR "exoplex"
+/* The longest packet a page takes: six 1275-byte frames, the most Opus
+ * puts in 120 ms (RFC 6716 section 3.2.5). */
+#define OGGW_PACKET_MAX (6 * 1275)
 
 struct oggw;
 
@@ -30,14 +33,14 @@ void oggw_free(struct oggw *w);
 /* Starts a new logical stream with this serial and writes its two header
  * pages: OpusHead (version 1, mono, pre-skip in 48 kHz samples, the
  * encoder's input rate, gain 0, mapping 0) and OpusTags (vendor
- * "exoplex", no comments). Returns 0 or ENOMEM. */
+ * "exoplex", no comments). Returns 0. */
 int oggw_begin(struct oggw *w, uint32_t serial, uint32_t input_rate,
     uint16_t preskip, oggw_page_fn fn, void *arg);
 
 /* Writes one Opus packet lasting samples48 (960 for 20 ms) as one page;
  * eos marks the stream's last page (a live stream never has one; files
  * do). Returns 0, EINVAL before oggw_begin, after eos or for an empty
- * packet, or ENOMEM. */
+ * packet, or EMSGSIZE for one longer than OGGW_PACKET_MAX. */
 int oggw_packet(struct oggw *w, const uint8_t *pkt, size_t n,
     uint32_t samples48, bool eos, oggw_page_fn fn, void *arg);
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <ogg/ogg.h>
+
 #include "codec.h"
 #include "oggw.h"
 #include "test.h"
@@ -159,6 +161,64 @@ test_layout(void)
 	return 0;
 }
 
+/* Packets of every lacing shape (one byte short of, at, and past a
+ * multiple of 255, up to the longest) come back whole from libogg's own
+ * reader, with their flags and granules; one byte more is refused. */
+static int
+test_libogg_reads(void)
+{
+	static struct pages p;
+	static uint8_t      pkt[OGGW_PACKET_MAX + 1];
+	static const size_t lens[] = { 1, 254, 255, 256, 510, 1275, 4000,
+		OGGW_PACKET_MAX };
+	const size_t        n_lens = sizeof(lens) / sizeof(lens[0]);
+	struct oggw        *w;
+	ogg_sync_state      sy;
+	ogg_stream_state    os;
+	ogg_page            og;
+	ogg_packet          op;
+	size_t              got = 0;
+
+	for (size_t i = 0; i < sizeof(pkt); i++)
+		pkt[i] = (uint8_t)(i * 7 + 3);
+	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(oggw_begin(w, 99, 8000, 312, collect, &p), 0);
+	for (size_t i = 0; i < n_lens; i++)
+		TEST_EQ(oggw_packet(w, pkt, lens[i], 960, i == n_lens - 1,
+		            collect, &p),
+		    0);
+	TEST_EQ(p.n, 2 + n_lens);
+	TEST_EQ(oggw_begin(w, 100, 8000, 312, collect, &p), 0);
+	TEST_EQ(oggw_packet(w, pkt, OGGW_PACKET_MAX + 1, 960, false, collect,
+	            &p),
+	    EMSGSIZE);
+	oggw_free(w);
+
+	ogg_sync_init(&sy);
+	ogg_stream_init(&os, 99);
+	memcpy(ogg_sync_buffer(&sy, (long)p.len), p.buf, p.len);
+	ogg_sync_wrote(&sy, (long)p.len);
+	for (int k = 0; k < 2 + (int)n_lens; k++) {
+		TEST_EQ(ogg_sync_pageout(&sy, &og), 1); /* CRC checked */
+		TEST_EQ(ogg_page_serialno(&og), 99);
+		TEST_EQ(ogg_page_bos(&og) != 0, k == 0);
+		TEST_EQ(ogg_page_eos(&og) != 0, k == 1 + (int)n_lens);
+		TEST_EQ(ogg_stream_pagein(&os, &og), 0);
+		TEST_EQ(ogg_stream_packetout(&os, &op), 1);
+		TEST_EQ(ogg_stream_packetout(&os, &op), 0);
+		if (k < 2)
+			continue;
+		TEST_EQ((size_t)op.bytes, lens[got]);
+		TEST_ASSERT(memcmp(op.packet, pkt, lens[got]) == 0);
+		TEST_EQ(op.granulepos, (int64_t)(k - 1) * 960);
+		got++;
+	}
+	TEST_EQ(got, n_lens);
+	ogg_stream_clear(&os);
+	ogg_sync_clear(&sy);
+	return 0;
+}
+
 /* Encodes secs of a 440 Hz tone with the real codec settings. */
 static int
 write_tone(struct pages *p, uint32_t serial, int secs)
@@ -232,4 +292,4 @@ test_opusinfo(void)
 }
 
 TEST_MAIN(TEST(test_opushead_bytes), TEST(test_golden_bos), TEST(test_layout),
-    TEST(test_opusinfo))
+    TEST(test_libogg_reads), TEST(test_opusinfo))
