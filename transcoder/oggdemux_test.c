@@ -22,9 +22,10 @@
 #endif
 
 #define NPKT 40
+#define OGG_PAGE_BYTES (27 + 255 + 255 * 255)
 
 struct bytes {
-	uint8_t buf[1 << 18];
+	uint8_t buf[1 << 20];
 	size_t  len;
 	size_t  npages;
 	size_t  page_off[256];
@@ -419,6 +420,155 @@ test_sphn_downlink(void)
 	return 0;
 }
 
+/* Packet i of the spanning tests: 1 to 8 segments, some of them whole
+ * multiples of 255 (a 0 lacing value ends those). */
+static size_t
+span_len(int i)
+{
+	static const size_t lens[] = { 300, 700, 255, 510, 1, 2000, 90, 1275 };
+	return lens[i % 8] + (size_t)(i / 8 % 2) * 255;
+}
+
+/* Writes count packets with libogg's own writer, pages of 255 segments,
+ * so the packet at each page's end goes on in the next page. A packet of
+ * big bytes (0: none) goes in at index big_at. */
+static void
+span_make(struct bytes *b, int count, size_t big, int big_at)
+{
+	static uint8_t   pkt[80000], page[OGG_PAGE_BYTES];
+	ogg_stream_state os;
+	ogg_packet       op = { 0 };
+	ogg_page         og;
+	uint8_t          head[OGGW_OPUSHEAD_LEN];
+
+	ogg_stream_init(&os, 77);
+	oggw_opushead(head, 24000, 312);
+	op.packet = head;
+	op.bytes  = sizeof(head);
+	op.b_o_s  = 1;
+	ogg_stream_packetin(&os, &op);
+	op.b_o_s = 0;
+	for (int i = 0, k = 0; i < count; k++) {
+		size_t n = (k == big_at && big) ? big : span_len(i);
+		/* libogg copies the packet in. */
+		memset(pkt, k == big_at && big ? 0xee : i, n);
+		op.packet = pkt;
+		op.bytes  = (long)n;
+		op.packetno++;
+		ogg_stream_packetin(&os, &op);
+		if (!(k == big_at && big))
+			i++;
+	}
+	/* Paged all at once, each page as full as it goes (libogg ends a
+	 * page early only past the fill and four whole packets). */
+	while (ogg_stream_pageout_fill(&os, &og, 1 << 17)
+	    || ogg_stream_flush(&os, &og)) {
+		memcpy(page, og.header, (size_t)og.header_len);
+		memcpy(page + og.header_len, og.body, (size_t)og.body_len);
+		append(b, page, (size_t)(og.header_len + og.body_len), false);
+	}
+	ogg_stream_clear(&os);
+}
+
+/* Pages of b that continue a packet from the page before. */
+static size_t
+continued_pages(const struct bytes *b)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->npages && i < 256; i++)
+		n += b->buf[b->page_off[i] + 5] & 1;
+	return n;
+}
+
+static int
+check_span(const struct got *g, int count)
+{
+	TEST_EQ(g->n, count);
+	for (int i = 0; i < count; i++) {
+		TEST_EQ(g->len[i], span_len(i));
+		TEST_EQ(g->first[i], (uint8_t)i);
+	}
+	return 0;
+}
+
+/* Packets that span pages, from libogg's writer, in random chunks: all
+ * come out whole. A packet too long to be Opus (over 64 kB, across two
+ * pages) is dropped and counted, and the ones after it still come out;
+ * so is the packet a lost page cuts. */
+static int
+test_spanning(void)
+{
+	static struct bytes   b, cut;
+	static struct got     g;
+	struct oggdemux      *d;
+	struct oggdemux_stats st;
+	unsigned              seed = 7;
+
+	span_make(&b, 400, 0, -1);
+	TEST_ASSERT(continued_pages(&b) >= 4);
+	TEST_EQ(oggdemux_alloc(&d), 0);
+	for (int round = 0; round < 20; round++) {
+		oggdemux_reset(d);
+		g.n = 0;
+		for (size_t off = 0; off < b.len;) {
+			size_t k = round == 0
+			    ? b.len
+			    : (size_t)rand_r(&seed) % 900 + 1;
+			if (k > b.len - off)
+				k = b.len - off;
+			TEST_EQ(oggdemux_feed(d, b.buf + off, k, take, &g), 0);
+			off += k;
+		}
+		if (check_span(&g, 400))
+			return 1;
+	}
+	oggdemux_stats(d, &st);
+	TEST_EQ(st.holes, 0);
+	TEST_EQ(st.sync_errors, 0);
+	oggdemux_free(d);
+
+	/* 70000 bytes: pages hold at most 65025, so it spans two. */
+	b.len = b.npages = 0;
+	span_make(&b, 10, 70000, 5);
+	g.n = 0;
+	TEST_EQ(oggdemux_alloc(&d), 0);
+	TEST_EQ(oggdemux_feed(d, b.buf, b.len, take, &g), 0);
+	if (check_span(&g, 10))
+		return 1;
+	oggdemux_stats(d, &st);
+	TEST_EQ(st.holes, 1);
+	oggdemux_free(d);
+
+	/* Without the first page that continues a packet: a hole, and
+	 * every packet it does not touch. */
+	b.len = b.npages = 0;
+	span_make(&b, 400, 0, -1);
+	size_t j = 2;
+	while (j + 1 < b.npages && !(b.buf[b.page_off[j] + 5] & 1))
+		j++;
+	TEST_ASSERT(j + 1 < b.npages);
+	memcpy(cut.buf, b.buf, b.page_off[j]);
+	memcpy(cut.buf + b.page_off[j], b.buf + b.page_off[j + 1],
+	    b.len - b.page_off[j + 1]);
+	cut.len = b.len - (b.page_off[j + 1] - b.page_off[j]);
+	g.n     = 0;
+	TEST_EQ(oggdemux_alloc(&d), 0);
+	TEST_EQ(oggdemux_feed(d, cut.buf, cut.len, take, &g), 0);
+	oggdemux_stats(d, &st);
+	TEST_EQ(st.holes, 1);
+	TEST_ASSERT(g.n >= 300 && g.n < 400);
+	TEST_EQ(g.first[g.n - 1], (uint8_t)399);
+	for (size_t i = 1, k = 1; i < g.n; i++, k++) {
+		if (g.first[i] != (uint8_t)(g.first[i - 1] + 1))
+			k += (uint8_t)(g.first[i] - g.first[i - 1] - 1);
+		TEST_EQ(g.len[i], span_len((int)k)); /* whole, or absent */
+	}
+	oggdemux_free(d);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_whole), TEST(test_split_everywhere),
     TEST(test_random_chunks), TEST(test_garbage), TEST(test_bad_crc),
-    TEST(test_chained), TEST(test_join_midway), TEST(test_sphn_downlink))
+    TEST(test_chained), TEST(test_join_midway), TEST(test_sphn_downlink),
+    TEST(test_spanning))
