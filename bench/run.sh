@@ -28,6 +28,10 @@
 # BENCH_CALL_ARGS adds exoplex-call options (e.g. --spread: the calls'
 # 20 ms phases spread as independent real calls' are; by default all
 # calls send on the same boundary, one burst per 20 ms).
+# BENCH_PEER_NICE=N runs the load generator, the stand-in and the probe at
+# nice N (0: as the trio): their CPU still counts, but they no longer
+# preempt the trio's threads as peers on other machines would not; it
+# shows how much of the latency tail is the shared machine's.
 # BENCH_PERF=1 also profiles the trio with perf during each window
 # (perf.<process>.txt in the run's directory; KEEP=1 keeps it).
 # Settings of the profiles: BENCH_DEFAULT_ENV, BENCH_DENSITY_ENV (below).
@@ -46,6 +50,8 @@ OUT=$HERE/results
 NAME=$(date +%Y-%m-%d)-$(hostname -s)
 COUNT_ALLOCS=0
 PROBE_MS=${BENCH_PROBE_MS:-250}
+PEER_NICE=
+[ "${BENCH_PEER_NICE:-0}" != 0 ] && PEER_NICE="nice -n $BENCH_PEER_NICE"
 # The stand-in is not what is measured: by default it replays a clip
 # encoded once (no codec work per session), so it takes as little of the
 # shared machine as it can while the trio decodes realistic 24 kHz speech.
@@ -179,7 +185,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	local pre=()
 	[ $COUNT_ALLOCS = 1 ] && pre=(env LD_PRELOAD="$ALLOCS_SO" EXOPLEX_BENCH_ALLOCS_DIR="$T/allocs")
 
-	"$BIN/exoplex-fakeplex" --listen "127.0.0.1:$base-$((base + n - 1))" \
+	$PEER_NICE "$BIN/exoplex-fakeplex" --listen "127.0.0.1:$base-$((base + n - 1))" \
 		--admin "127.0.0.1:$ap4" --mode "$PLEX_MODE" --complexity "$PLEX_COMPLEXITY" \
 		--log-level warn >"$d/fakeplex.log" 2>&1 &
 	PID_OF[fakeplex]=$!; PIDS+=($!)
@@ -215,7 +221,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	total=$((settle + s + 3))
 	echo "$profile $n $s $total $ramp_ms $envs" >"$d/params"
 	echo "$PLEX_MODE $PLEX_COMPLEXITY" >"$d/plex"
-	"$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
+	$PEER_NICE "$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
 		--rate 8000 --calls "$n" --ramp-ms "$ramp_ms" --seconds "$total" \
 		--signal speech --seed 1 --linger-ms 3000 --connect-timeout-ms 20000 \
 		${BENCH_CALL_ARGS:-} \
@@ -224,7 +230,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	local cpid=$!
 	sleep "$settle"
 	# The same clip as the calls' (exoplex-call makes at most 60 s).
-	"$BIN/exoplex-bench-floor" --probe "$PROBE_MS" --seed 1 \
+	$PEER_NICE "$BIN/exoplex-bench-floor" --probe "$PROBE_MS" --seed 1 \
 		--seconds $((total < 60 ? total : 60)) "${probe_args[@]}" \
 		>"$d/probe.json" 2>"$d/probe.log" &
 	PID_OF[probe]=$!; PIDS+=($!)
@@ -261,6 +267,7 @@ quiet_note() {
 }
 
 quiet_note
+[ -n "$PEER_NICE" ] && log "load generator, stand-in and probe at nice $BENCH_PEER_NICE"
 if [ $FLOOR = 1 ]; then
 	log "codec floor (30 s of audio x 3, complexity 0-10, both profiles)"
 	"$BIN/exoplex-bench-floor" --json --seconds 30 --reps 3 >"$T/floor.json" || exit 1
