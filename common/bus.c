@@ -51,7 +51,6 @@ struct bus {
 	nng_listener listener;
 	nng_socket tap; /* pub; valid only when tapping */
 	bool tapping;
-	nng_aio *tx, *rx_aio; /* for every send and receive; see bus_sendmsg */
 	struct bus_opts o;
 	char link[32], self[32];
 	struct log *log;
@@ -329,45 +328,11 @@ fail:
 	    b->link, url, nng_strerror(rv));
 }
 
-/* nng_sendmsg(s, m, NNG_FLAG_NONBLOCK) on the bus's own aio: NNG 1.5's
- * nng_sendmsg and nng_recvmsg allocate an aio per call, and initialising
- * one costs a getrandom(2) (nni_aio_init picks an expiry queue at
- * random): 2,700 a second in the transcoder at 100 calls. On success s
- * has taken m; otherwise (NNG_EAGAIN when it would block) m is still the
- * caller's. */
-static int
-bus_sendmsg(struct bus *b, nng_socket s, nng_msg *m)
-{
-	int rv;
-
-	nng_aio_set_msg(b->tx, m);
-	nng_send_aio(s, b->tx);
-	nng_aio_wait(b->tx);
-	rv = nng_aio_result(b->tx);
-	nng_aio_set_msg(b->tx, NULL);
-	return rv == NNG_ETIMEDOUT ? NNG_EAGAIN : rv;
-}
-
-/* nng_recvmsg(b->sock, m, NNG_FLAG_NONBLOCK) on the bus's own aio; the
- * message received is the caller's. */
-static int
-bus_recvmsg(struct bus *b, nng_msg **m)
-{
-	int rv;
-
-	nng_recv_aio(b->sock, b->rx_aio);
-	nng_aio_wait(b->rx_aio);
-	if ((rv = nng_aio_result(b->rx_aio)) == 0)
-		*m = nng_aio_get_msg(b->rx_aio);
-	nng_aio_set_msg(b->rx_aio, NULL);
-	return rv == NNG_ETIMEDOUT ? NNG_EAGAIN : rv;
-}
-
 /* Publishes m (taking it) on the tap; pub never blocks. */
 static void
 tap_pub(struct bus *b, nng_msg *m)
 {
-	if (bus_sendmsg(b, b->tap, m) != 0)
+	if (nng_sendmsg(b->tap, m, NNG_FLAG_NONBLOCK) != 0)
 		nng_msg_free(m);
 }
 
@@ -398,14 +363,6 @@ bus_open(struct bus **out, const struct bus_opts *o)
 	 * covers the largest message (msg_max) with room. */
 	if ((rv = arena_alloc(&b->rx, 64u << 10, 16u << 20)) != 0)
 		goto out;
-	if (nng_aio_alloc(&b->tx, NULL, NULL) != 0
-	    || nng_aio_alloc(&b->rx_aio, NULL, NULL) != 0) {
-		rv = ENOMEM;
-		goto out;
-	}
-	/* Sends and receives never wait: a full peer is a turn's EAGAIN. */
-	nng_aio_set_timeout(b->tx, NNG_DURATION_ZERO);
-	nng_aio_set_timeout(b->rx_aio, NNG_DURATION_ZERO);
 
 	if ((rv = ensure_ipc_dir(o)) != 0)
 		goto out;
@@ -445,8 +402,6 @@ nngerr:
 out:
 	if (nng_socket_id(b->sock) > 0)
 		nng_close(b->sock);
-	nng_aio_free(b->tx);
-	nng_aio_free(b->rx_aio);
 	arena_free(b->rx);
 	free(b);
 	return rv;
@@ -460,8 +415,6 @@ bus_close(struct bus *b)
 	nng_close(b->sock);
 	if (b->tapping)
 		nng_close(b->tap);
-	nng_aio_free(b->tx);
-	nng_aio_free(b->rx_aio);
 	free(b->arena);
 	free(b->ents);
 	arena_free(b->rx);
@@ -716,7 +669,7 @@ bus_flush(struct bus *b)
 		nng_msg *copy = NULL;
 		if (b->tapping && nng_msg_dup(&copy, m) != 0)
 			copy = NULL;
-		int rv = bus_sendmsg(b, b->sock, m);
+		int rv = nng_sendmsg(b->sock, m, NNG_FLAG_NONBLOCK);
 		if (copy && rv == 0)
 			tap_pub(b, copy);
 		else if (copy)
@@ -776,7 +729,7 @@ static int
 recv_with(struct bus *b, ProtobufCAllocator *al, Exo__Envelope **env)
 {
 	nng_msg *m;
-	int rv = bus_recvmsg(b, &m);
+	int rv = nng_recvmsg(b->sock, &m, NNG_FLAG_NONBLOCK);
 	if (rv == NNG_EAGAIN)
 		return EAGAIN;
 	if (rv != 0) {
