@@ -79,6 +79,7 @@ struct session {
 	bool in_connect;
 	char connect_err[160]; /* an error lws reported inside connect */
 	int  peer_close; /* close code the server sent, 0 if none */
+	bool write_failed; /* a write outside lws's callback failed */
 	int  bad_logged;
 };
 
@@ -424,6 +425,45 @@ session_set_owner(struct session *s, const struct session_cb *cb, void *owner,
 	ids_copy(s, ids);
 }
 
+/* Writes the queue's head. Returns 0, or -1 when the write failed. */
+static int
+write_head(struct session *s, struct lws *wsi)
+{
+	struct out_msg *m = s->qhead;
+	bool            ok;
+
+	s->qhead = m->next;
+	if (!s->qhead)
+		s->qtail = NULL;
+	s->qlen--;
+	ok = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY)
+	    >= (int)m->len;
+	msg_put(s, m);
+	if (!ok)
+		return -1;
+	metric_inc(s->env->up_sent);
+	return 0;
+}
+
+/* Sends a page just queued. A lone page goes out now when the socket
+ * takes it: waiting for lws's writeable callback costs a wake-up and two
+ * epoll_ctl per page (lws sets and clears EPOLLOUT around each), more
+ * than the write. A failed write ends the session from lws's loop (its
+ * CLOSED callback), not from under the caller. */
+static void
+kick(struct session *s)
+{
+	if (s->qlen == 1 && !lws_send_pipe_choked(s->wsi)) {
+		if (write_head(s, s->wsi) == 0)
+			return;
+		s->write_failed = true;
+		lws_set_timeout(
+		    s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	lws_callback_on_writable(s->wsi);
+}
+
 /* Drops the oldest queued audio page; false if only headers are queued. */
 static bool
 drop_oldest_audio(struct session *s)
@@ -475,7 +515,7 @@ session_send_ogg(
 		s->qhead = m;
 	s->qtail = m;
 	s->qlen++;
-	lws_callback_on_writable(s->wsi);
+	kick(s);
 	return rc;
 }
 
@@ -649,23 +689,12 @@ out:
 static int
 on_writeable(struct session *s, struct lws *wsi)
 {
-	struct out_msg *m = s->qhead;
-	int             n;
-
-	if (!m || s->state != SESSION_READY)
+	if (!s->qhead || s->state != SESSION_READY)
 		return 0;
-	s->qhead = m->next;
-	if (!s->qhead)
-		s->qtail = NULL;
-	s->qlen--;
-	n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
-	if (n < (int)m->len) {
-		msg_put(s, m);
+	if (write_head(s, wsi)) {
 		ended(s, SESSION_SEND_FAILED, "lws_write failed");
 		return -1;
 	}
-	msg_put(s, m);
-	metric_inc(s->env->up_sent);
 	if (s->qhead)
 		lws_callback_on_writable(wsi);
 	return 0;
@@ -759,13 +788,17 @@ session_lws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return 0;
 		s->wsi = NULL;
 		lws_set_wsi_user(wsi, NULL);
-		if (s->peer_close)
+		if (s->write_failed)
+			snprintf(detail, sizeof(detail), "lws_write failed");
+		else if (s->peer_close)
 			snprintf(detail, sizeof(detail),
 			    "server closed the socket (%d)", s->peer_close);
 		else
 			snprintf(detail, sizeof(detail),
 			    "socket closed without a close frame");
-		ended(s, closed_reason(s), detail);
+		ended(s, s->write_failed ? SESSION_SEND_FAILED
+		                         : closed_reason(s),
+		    detail);
 		return 0;
 
 	default:

@@ -444,6 +444,19 @@ test_connect_refused(void)
 	return 0;
 }
 
+/* Sends one audio page bigger than lws writes at once (its protocol's
+ * buffer): lws keeps the rest, so the socket stays choked until lws's
+ * loop runs. Returns 0 when nothing was queued behind it. */
+static int
+choke(struct session *s)
+{
+	static uint8_t big[100000] = { 'O', 'g', 'g', 'S' };
+
+	if (session_send_ogg(s, big, sizeof(big), false) != 0)
+		return -1;
+	return session_queued(s) == 0 ? 0 : -1;
+}
+
 static int
 test_queue_bound_keeps_headers(void)
 {
@@ -460,9 +473,16 @@ test_queue_bound_keeps_headers(void)
 	     mono_us() < end && o.handshakes == 0;)
 		lws_service(x.ctx, 0);
 	TEST_EQ(o.handshakes, 1);
+	/* A lone page goes out at once. */
+	memcpy(page, "OggS", 4);
+	page[4] = 100;
+	TEST_EQ(session_send_ogg(o.s, page, sizeof(page), false), 0);
+	TEST_EQ(session_queued(o.s), 0);
+	/* One bigger than lws writes in one go: lws keeps the rest until
+	 * its loop runs, so the socket is choked and what follows queues. */
+	TEST_EQ(choke(o.s), 0);
 	/* 2 headers + 8 audio pages while lws gets no chance to write:
 	 * the queue holds 4, so audio 0..5 go and the headers stay. */
-	memcpy(page, "OggS", 4);
 	for (int i = 0; i < 10; i++) {
 		page[4] = (uint8_t)i;
 		int rc  = session_send_ogg(o.s, page, sizeof(page), i < 2);
@@ -471,19 +491,22 @@ test_queue_bound_keeps_headers(void)
 	}
 	TEST_EQ(dropped, 6);
 	TEST_EQ(session_queued(o.s), 4);
+	/* The choking page's pieces are too big for the fake to keep. */
 	for (uint64_t end = mono_us() + 5000000;
-	     mono_us() < end && !(ok = x.fake.nrx == 4);)
+	     mono_us() < end && !(ok = x.fake.nrx == 5);)
 		lws_service(x.ctx, 0);
 	TEST_ASSERT(ok);
-	TEST_EQ(x.fake.rx[0][5], 0);
-	TEST_EQ(x.fake.rx[1][5], 1);
-	TEST_EQ(x.fake.rx[2][5], 8);
-	TEST_EQ(x.fake.rx[3][5], 9);
+	TEST_EQ(x.fake.rx[0][5], 100);
+	TEST_EQ(x.fake.rx[1][5], 0);
+	TEST_EQ(x.fake.rx[2][5], 1);
+	TEST_EQ(x.fake.rx[3][5], 8);
+	TEST_EQ(x.fake.rx[4][5], 9);
 	TEST_EQ(metric_val(&x,
 	            "exoplex_egress_uplink_pages_dropped_total{why="
 	            "\"queue_full\"}"),
 	    6);
 	/* A header page is never dropped, even into a full queue. */
+	TEST_EQ(choke(o.s), 0);
 	for (int i = 0; i < 4; i++)
 		TEST_EQ(session_send_ogg(o.s, page, sizeof(page), true), 0);
 	TEST_EQ(session_send_ogg(o.s, page, sizeof(page), true), 0);

@@ -982,28 +982,57 @@ on_receive(struct server *s, struct conn *c, const void *in, size_t len)
 	return 0;
 }
 
+/* Writes the first queued message. Returns 0, or -1 when it failed. */
 static int
-on_writeable(struct server *s, struct conn *c)
+write_one(struct server *s, struct conn *c)
 {
 	size_t len;
 	char  *p = outq_peek(&c->q, &len);
+	int    w = lws_write(c->wsi, (unsigned char *)p, len, LWS_WRITE_TEXT);
 
-	if (p != NULL) {
-		int w = lws_write(
-		    c->wsi, (unsigned char *)p, len, LWS_WRITE_TEXT);
-		outq_pop(&c->q);
-		if (w < (int)len) {
-			LOGW(s->o.log, &c->lc, "write to Exotel failed");
-			return -1;
+	outq_pop(&c->q);
+	if (w < (int)len) {
+		LOGW(s->o.log, &c->lc, "write to Exotel failed");
+		return -1;
+	}
+	c->stall_since = outq_count(&c->q) ? mono_us() : 0;
+	/* Our messages all start {"event":"<kind>" (exotel.c). */
+	if (len > 10 && p[10] == 'm' && p[11] == 'e')
+		metric_inc(s->m_out[EXOTEL_EV_MEDIA]);
+	else if (len > 10 && p[10] == 'm')
+		metric_inc(s->m_out[EXOTEL_EV_MARK]);
+	else
+		metric_inc(s->m_out[EXOTEL_EV_CLEAR]);
+	return 0;
+}
+
+/* Sends what is queued. Written now when the socket takes it: waiting
+ * for lws's writeable callback costs a wake-up and two epoll_ctl per
+ * message (lws sets and clears EPOLLOUT around each), more than the
+ * write. A failed write drops the connection from lws's loop. */
+static void
+conn_flush(struct server *s, struct conn *c)
+{
+	if (c->close_pending || lws_send_pipe_choked(c->wsi)) {
+		lws_callback_on_writable(c->wsi);
+		return;
+	}
+	while (outq_count(&c->q)) {
+		if (write_one(s, c)) {
+			c->close_pending = true;
+			lws_set_timeout(
+			    c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+			return;
 		}
-		c->stall_since = outq_count(&c->q) ? mono_us() : 0;
-		/* Our messages all start {"event":"<kind>" (exotel.c). */
-		if (len > 10 && p[10] == 'm' && p[11] == 'e')
-			metric_inc(s->m_out[EXOTEL_EV_MEDIA]);
-		else if (len > 10 && p[10] == 'm')
-			metric_inc(s->m_out[EXOTEL_EV_MARK]);
-		else
-			metric_inc(s->m_out[EXOTEL_EV_CLEAR]);
+	}
+}
+
+static int
+on_writeable(struct server *s, struct conn *c)
+{
+	if (outq_count(&c->q)) {
+		if (write_one(s, c))
+			return -1;
 		if (outq_count(&c->q) || c->close_pending)
 			lws_callback_on_writable(c->wsi);
 		return 0;
@@ -1532,7 +1561,7 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 	if (outq_count(&c->q)) {
 		if (c->stall_since == 0)
 			c->stall_since = now;
-		lws_callback_on_writable(c->wsi);
+		conn_flush(s, c);
 	}
 
 	if ((k = playout_tick(&c->po, now)) > 0) {

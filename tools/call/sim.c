@@ -328,26 +328,14 @@ call_sent(struct call *c, enum item it)
 	}
 }
 
+/* Builds and writes message `it` (not IT_CLOSE). Returns 0, or -1 when
+ * the connection is to go. */
 static int
-call_writable(struct call *c)
+call_send(struct call *c, enum item it)
 {
-	enum item it = call_next(c);
-	size_t    len;
-	int       rv;
+	size_t len;
+	int    rv;
 
-	if (it == IT_NONE)
-		return 0;
-	if (it == IT_CLOSE) {
-		if (!c->res.closed_by) {
-			c->res.closed_by          = "client";
-			c->res.close_code         = LWS_CLOSE_STATUS_NORMAL;
-			c->res.closed_before_stop = !c->sent_stop;
-		}
-		c->st       = CS_CLOSING;
-		c->close_us = mono_us();
-		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-		return -1;
-	}
 	while ((rv = call_build(c, it, &len)) == ENOSPC) {
 		size_t   ncap = c->tx_cap * 2;
 		uint8_t *nb   = realloc(c->tx, ncap);
@@ -369,6 +357,29 @@ call_writable(struct call *c)
 		return -1;
 	}
 	call_sent(c, it);
+	return 0;
+}
+
+static int
+call_writable(struct call *c)
+{
+	enum item it = call_next(c);
+
+	if (it == IT_NONE)
+		return 0;
+	if (it == IT_CLOSE) {
+		if (!c->res.closed_by) {
+			c->res.closed_by          = "client";
+			c->res.close_code         = LWS_CLOSE_STATUS_NORMAL;
+			c->res.closed_before_stop = !c->sent_stop;
+		}
+		c->st       = CS_CLOSING;
+		c->close_us = mono_us();
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		return -1;
+	}
+	if (call_send(c, it))
+		return -1;
 	if (call_next(c) != IT_NONE)
 		lws_callback_on_writable(c->wsi);
 	return 0;
@@ -621,6 +632,31 @@ call_dial(struct call *c)
 	}
 }
 
+/* Sends what is due. Written now when the socket takes it: waiting for
+ * lws's writeable callback costs a wake-up and two epoll_ctl per message
+ * (lws sets and clears EPOLLOUT around each), more than the write. */
+static void
+call_flush(struct call *c)
+{
+	enum item it = call_next(c);
+
+	if (it == IT_NONE)
+		return;
+	if (it != IT_CLOSE && !lws_send_pipe_choked(c->wsi)) {
+		while ((it = call_next(c)) != IT_NONE && it != IT_CLOSE) {
+			if (call_send(c, it)) {
+				lws_set_timeout(c->wsi,
+				    PENDING_TIMEOUT_USER_OK,
+				    LWS_TO_KILL_ASYNC);
+				return;
+			}
+		}
+		if (it == IT_NONE)
+			return;
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
 static void
 call_tick(struct call *c, uint64_t n, uint64_t now, bool interrupted)
 {
@@ -689,8 +725,7 @@ call_tick(struct call *c, uint64_t n, uint64_t now, bool interrupted)
 		if (c->chunks_sent == c->chunks_total)
 			c->stop_due = true;
 	}
-	if (call_next(c) != IT_NONE)
-		lws_callback_on_writable(c->wsi);
+	call_flush(c);
 }
 
 static void

@@ -97,6 +97,24 @@ srv_publish(struct server *s)
 	    s->holder != NULL, s->conversations, s->max_open);
 }
 
+/* Writes the first queued message. Returns 0, or -1 when it failed. */
+static int
+write_head(struct psess *ps, struct lws *wsi)
+{
+	struct outmsg *m = ps->out_head;
+	int            n;
+
+	n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
+	if (n < (int)m->len)
+		return -1;
+	ps->out_head = m->next;
+	if (ps->out_head == NULL)
+		ps->out_tail = NULL;
+	ps->nout--;
+	free(m);
+	return 0;
+}
+
 /* Queues one message; conv_send_fn. */
 static int
 ps_send(void *arg, uint8_t kind, const uint8_t *data, size_t n)
@@ -121,6 +139,17 @@ ps_send(void *arg, uint8_t kind, const uint8_t *data, size_t n)
 		ps->out_head = m;
 	ps->out_tail = m;
 	ps->nout++;
+	/* A lone message goes out now when the socket takes it: lws's
+	 * writeable callback costs a wake-up and two epoll_ctl. */
+	if (ps->nout == 1 && (ps->st == PS_PROMPT || ps->st == PS_LIVE)
+	    && !lws_send_pipe_choked(ps->wsi)) {
+		if (write_head(ps, ps->wsi) == 0)
+			return 0;
+		ps->st = PS_ABORT;
+		lws_set_timeout(
+		    ps->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return 0;
+	}
 	lws_callback_on_writable(ps->wsi);
 	return 0;
 }
@@ -433,25 +462,16 @@ receive(struct psess *ps, struct lws *wsi, const uint8_t *in, size_t len)
 static int
 writeable(struct psess *ps, struct lws *wsi)
 {
-	struct outmsg *m;
-	int            n;
-
 	if (ps->st == PS_ABORT)
 		return -1;
 	if (ps->st == PS_CLOSING) {
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
 		return -1;
 	}
-	if ((m = ps->out_head) == NULL)
-		return 0;
-	n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_BINARY);
-	if (n < (int)m->len)
-		return -1;
-	ps->out_head = m->next;
 	if (ps->out_head == NULL)
-		ps->out_tail = NULL;
-	ps->nout--;
-	free(m);
+		return 0;
+	if (write_head(ps, wsi))
+		return -1;
 	if (ps->out_head)
 		lws_callback_on_writable(wsi);
 	return 0;
