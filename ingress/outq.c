@@ -16,12 +16,8 @@ outq_init(struct outq *q, size_t nslots, size_t pre, size_t cap)
 	q->nslots = nslots;
 	q->pre    = pre;
 	q->cap    = cap;
-	for (size_t i = 0; i < nslots; i++) {
-		if ((q->slot[i] = malloc(pre + cap)) == NULL) {
-			outq_fini(q);
-			return ENOMEM;
-		}
-	}
+	if ((q->slot[0] = malloc(pre + cap)) == NULL)
+		return ENOMEM;
 	return 0;
 }
 
@@ -36,9 +32,14 @@ outq_fini(struct outq *q)
 char *
 outq_reserve(struct outq *q)
 {
+	size_t i = (q->head + q->n) % q->nslots;
+
 	if (q->n >= q->nslots)
 		return NULL;
-	return q->slot[(q->head + q->n) % q->nslots] + q->pre;
+	/* Made the first time it is needed, then kept. */
+	if (!q->slot[i] && (q->slot[i] = malloc(q->pre + q->cap)) == NULL)
+		return NULL;
+	return q->slot[i] + q->pre;
 }
 
 void
@@ -65,7 +66,10 @@ outq_pop(struct outq *q)
 	if (q->n == 0)
 		return;
 	q->head = (q->head + 1) % q->nslots;
-	q->n--;
+	/* Empty: start over at slot 0, so a queue that never gets deep
+	 * keeps using (and only ever makes) its first slots. */
+	if (--q->n == 0)
+		q->head = 0;
 }
 
 void

@@ -1,11 +1,14 @@
 /*
  * outq.h - a connection's queue of outbound WebSocket messages.
  *
- * A fixed number of slots, each a buffer with `pre` bytes of headroom (the
- * LWS_PRE that lws_write needs) and room for `cap` bytes of message. The
- * tick fills slots; the writeable callback sends one per call. Slots are
- * allocated once, so the hot path never mallocs. Not thread-safe; the
- * queue owns its slots and outq_fini frees them.
+ * Up to a fixed number of slots, each a buffer with `pre` bytes of
+ * headroom (the LWS_PRE that lws_write needs) and room for `cap` bytes of
+ * message. The tick fills slots and writes them, or the writeable callback
+ * does when the socket is choked. A slot is allocated the first time it
+ * is needed and kept, so the hot path does not malloc; the queue starts
+ * over at slot 0 whenever it empties, so a connection whose peer keeps up
+ * holds one or two. Not thread-safe; the queue owns its slots and
+ * outq_fini frees them.
  */
 #ifndef EXO_INGRESS_OUTQ_H
 #define EXO_INGRESS_OUTQ_H
@@ -21,13 +24,14 @@ struct outq {
 	size_t pre, cap;
 };
 
-/* Returns 0, EINVAL (nslots 0 or over OUTQ_MAX_SLOTS) or ENOMEM. */
+/* Allocates the first slot. Returns 0, EINVAL (nslots 0 or over
+ * OUTQ_MAX_SLOTS) or ENOMEM. */
 int  outq_init(struct outq *q, size_t nslots, size_t pre, size_t cap);
 void outq_fini(struct outq *q);
 
 /* The next free slot's message area (cap bytes; pre bytes of headroom in
- * front of it), or NULL when the queue is full. Nothing is queued until
- * outq_commit. */
+ * front of it), or NULL when the queue is full (or that slot could not be
+ * allocated). Nothing is queued until outq_commit. */
 char *outq_reserve(struct outq *q);
 /* Queues the reserved slot holding len bytes (0 < len <= cap). */
 void outq_commit(struct outq *q, size_t len);

@@ -4,6 +4,7 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 #include "test.h"
 
@@ -54,4 +55,47 @@ test_fifo(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_fifo))
+/* Slots are made when first needed; a queue that empties starts over at
+ * slot 0, so a peer that keeps up costs one slot. */
+static int
+test_slots_on_demand(void)
+{
+	struct outq q;
+	char       *p;
+	size_t      len;
+	unsigned    next = 0, want = 0;
+
+	TEST_EQ(outq_init(&q, 4, 16, 100), 0);
+	TEST_ASSERT(q.slot[0] != NULL);
+	TEST_ASSERT(q.slot[1] == NULL);
+	for (int i = 0; i < 50; i++) {
+		TEST_ASSERT((p = outq_reserve(&q)) != NULL);
+		outq_commit(&q, (size_t)snprintf(p, 100, "%u", next++));
+		TEST_ASSERT(outq_peek(&q, &len) != NULL);
+		outq_pop(&q);
+		want++;
+	}
+	TEST_ASSERT(q.slot[1] == NULL);
+	/* Two in, one out, around the ring: order holds as slots appear. */
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < 2; k++) {
+			TEST_ASSERT((p = outq_reserve(&q)) != NULL);
+			outq_commit(
+			    &q, (size_t)snprintf(p, 100, "%u", next++));
+		}
+		TEST_ASSERT((p = outq_peek(&q, &len)) != NULL);
+		TEST_EQ((unsigned)atoi(p), want++);
+		outq_pop(&q);
+	}
+	TEST_EQ(outq_count(&q), 3);
+	TEST_ASSERT(outq_reserve(&q) != NULL); /* the last slot */
+	while ((p = outq_peek(&q, &len)) != NULL) {
+		TEST_EQ((unsigned)atoi(p), want++);
+		outq_pop(&q);
+	}
+	TEST_EQ(want, next);
+	outq_fini(&q);
+	return 0;
+}
+
+TEST_MAIN(TEST(test_fifo), TEST(test_slots_on_demand))

@@ -1009,22 +1009,25 @@ write_one(struct server *s, struct conn *c)
 /* Sends what is queued. Written now when the socket takes it: waiting
  * for lws's writeable callback costs a wake-up and two epoll_ctl per
  * message (lws sets and clears EPOLLOUT around each), more than the
- * write. A failed write drops the connection from lws's loop. */
-static void
+ * write. Returns true when all of it went; otherwise the callback is
+ * asked for, or, when a write failed, the connection is dropped from
+ * lws's loop (close_pending). */
+static bool
 conn_flush(struct server *s, struct conn *c)
 {
 	if (c->close_pending || lws_send_pipe_choked(c->wsi)) {
 		lws_callback_on_writable(c->wsi);
-		return;
+		return false;
 	}
 	while (outq_count(&c->q)) {
 		if (write_one(s, c)) {
 			c->close_pending = true;
 			lws_set_timeout(
 			    c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-			return;
+			return false;
 		}
 	}
+	return true;
 }
 
 static int
@@ -1504,6 +1507,7 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 {
 	const struct playback_stats *st;
 	size_t                       k;
+	bool                         choked = false;
 
 	if (c->close_pending)
 		return;
@@ -1553,6 +1557,12 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 			break; /* cannot happen: slots fit a full message */
 		outq_commit(&c->q, l);
 		playout_sent(&c->po, pcm_us(c, n));
+		/* Each out at once, so the queue's first slot serves again
+		 * (outq.h); once choked, the rest wait in the queue. */
+		if (!choked)
+			choked = !conn_flush(s, c);
+		if (c->close_pending)
+			return;
 	}
 	/* The end of a burst is marked while Exotel still has it. */
 	if (playout_mark_due(&c->po,
@@ -1561,7 +1571,10 @@ conn_tick(struct server *s, struct conn *c, uint64_t now)
 	if (outq_count(&c->q)) {
 		if (c->stall_since == 0)
 			c->stall_since = now;
-		conn_flush(s, c);
+		if (choked)
+			lws_callback_on_writable(c->wsi);
+		else
+			conn_flush(s, c);
 	}
 
 	if ((k = playout_tick(&c->po, now)) > 0) {
