@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>
@@ -213,6 +214,7 @@ struct server {
 	size_t              max_msg;
 	unsigned            max_calls, max_pending, n_waiting;
 	uint64_t            start_us, grace_us, stall_us;
+	int                 sndbuf; /* SO_SNDBUF of Exotel sockets */
 	char                listen_desc[128];
 	_Atomic int         listening;
 	_Atomic int         draining; /* server_drain: no new calls */
@@ -1015,11 +1017,13 @@ write_one(struct server *s, struct conn *c)
 static bool
 conn_flush(struct server *s, struct conn *c)
 {
-	if (c->close_pending || lws_send_pipe_choked(c->wsi)) {
-		lws_callback_on_writable(c->wsi);
-		return false;
-	}
 	while (outq_count(&c->q)) {
+		/* Asked before every write: once lws holds part of one, a
+		 * write appends to it and reports a short count. */
+		if (c->close_pending || lws_send_pipe_choked(c->wsi)) {
+			lws_callback_on_writable(c->wsi);
+			return false;
+		}
 		if (write_one(s, c)) {
 			c->close_pending = true;
 			lws_set_timeout(
@@ -1229,6 +1233,12 @@ cb_exotel(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return -1;
 		}
 		lws_set_opaque_user_data(wsi, c);
+		/* Left to autotune, a loopback or LAN socket's buffer grows
+		 * to megabytes: a minute of audio queued in the kernel before
+		 * a peer that reads nothing shows as a stall. 64 kB is over a
+		 * second of 16 kHz media, plenty for 200 ms round trips. */
+		setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
+		    &s->sndbuf, sizeof(s->sndbuf));
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
@@ -1812,6 +1822,7 @@ server_start(struct server **out, const struct server_opts *o)
 	    = (uint64_t)(o->stop_grace_ms ? o->stop_grace_ms : 2000) * 1000;
 	s->stall_us
 	    = (uint64_t)(o->write_stall_ms ? o->write_stall_ms : 10000) * 1000;
+	s->sndbuf = o->send_buffer > 0 ? o->send_buffer : 64 * 1024;
 	s->max_calls = o->max_calls ? o->max_calls : 1000;
 	s->max_pending
 	    = s->max_calls > MIN_PENDING ? s->max_calls : MIN_PENDING;

@@ -34,6 +34,8 @@ struct server_opts {
 	                           * end: taken as played; 0 = 2000 */
 	unsigned write_stall_ms; /* Exotel reads nothing this long while
 	                          * we have messages: close; 0 = 10000 */
+	int send_buffer; /* SO_SNDBUF of an Exotel socket, bytes; 0 = 64 kB
+	                  * (the kernel doubles it) */
 	const char *dtmf_hangup; /* digits that end the call; NULL/"" none */
 	/* PEM certificate (chain) and private key files: set both to serve
 	 * wss:// (TLS 1.2 or later) instead of ws://. */

@@ -638,23 +638,21 @@ call_dial(struct call *c)
 static void
 call_flush(struct call *c)
 {
-	enum item it = call_next(c);
+	enum item it;
 
-	if (it == IT_NONE)
-		return;
-	if (it != IT_CLOSE && !lws_send_pipe_choked(c->wsi)) {
-		while ((it = call_next(c)) != IT_NONE && it != IT_CLOSE) {
-			if (call_send(c, it)) {
-				lws_set_timeout(c->wsi,
-				    PENDING_TIMEOUT_USER_OK,
-				    LWS_TO_KILL_ASYNC);
-				return;
-			}
-		}
-		if (it == IT_NONE)
+	/* Choked is asked before every write: once lws holds part of one, a
+	 * write appends to it and reports a short count. */
+	while ((it = call_next(c)) != IT_NONE && it != IT_CLOSE) {
+		if (lws_send_pipe_choked(c->wsi))
+			break;
+		if (call_send(c, it)) {
+			lws_set_timeout(
+			    c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 			return;
+		}
 	}
-	lws_callback_on_writable(c->wsi);
+	if (it != IT_NONE)
+		lws_callback_on_writable(c->wsi);
 }
 
 static void
