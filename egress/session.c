@@ -445,15 +445,18 @@ write_head(struct session *s, struct lws *wsi)
 	return 0;
 }
 
-/* Sends a page just queued. A lone page goes out now when the socket
- * takes it: waiting for lws's writeable callback costs a wake-up and two
- * epoll_ctl per page (lws sets and clears EPOLLOUT around each), more
- * than the write. A failed write ends the session from lws's loop (its
- * CLOSED callback), not from under the caller. */
+/* Sends a page just queued. A lone page goes out now unless lws still
+ * holds part of an earlier one: waiting for lws's writeable callback
+ * costs a wake-up and two epoll_ctl per page (lws sets and clears
+ * EPOLLOUT around each), more than the write. What a full socket does
+ * not take, lws keeps and sends first (lws_partial_buffered, no
+ * syscall; lws_send_pipe_choked would poll(2) every time). A failed
+ * write ends the session from lws's loop (its CLOSED callback), not from
+ * under the caller. */
 static void
 kick(struct session *s)
 {
-	if (s->qlen == 1 && !lws_send_pipe_choked(s->wsi)) {
+	if (s->qlen == 1 && !lws_partial_buffered(s->wsi)) {
 		if (write_head(s, s->wsi) == 0)
 			return;
 		s->write_failed = true;

@@ -1008,19 +1008,21 @@ write_one(struct server *s, struct conn *c)
 	return 0;
 }
 
-/* Sends what is queued. Written now when the socket takes it: waiting
- * for lws's writeable callback costs a wake-up and two epoll_ctl per
- * message (lws sets and clears EPOLLOUT around each), more than the
- * write. Returns true when all of it went; otherwise the callback is
- * asked for, or, when a write failed, the connection is dropped from
- * lws's loop (close_pending). */
+/* Sends what is queued. Written now unless lws still holds part of an
+ * earlier message: waiting for lws's writeable callback costs a wake-up
+ * and two epoll_ctl per message (lws sets and clears EPOLLOUT around
+ * each), more than the write. What a full socket does not take, lws
+ * keeps and sends first. Returns true when all of it went; otherwise the
+ * callback is asked for, or, when a write failed, the connection is
+ * dropped from lws's loop (close_pending). */
 static bool
 conn_flush(struct server *s, struct conn *c)
 {
 	while (outq_count(&c->q)) {
 		/* Asked before every write: once lws holds part of one, a
-		 * write appends to it and reports a short count. */
-		if (c->close_pending || lws_send_pipe_choked(c->wsi)) {
+		 * write appends to it and reports a short count. No
+		 * syscall, unlike lws_send_pipe_choked's poll(2). */
+		if (c->close_pending || lws_partial_buffered(c->wsi)) {
 			lws_callback_on_writable(c->wsi);
 			return false;
 		}

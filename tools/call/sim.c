@@ -632,18 +632,19 @@ call_dial(struct call *c)
 	}
 }
 
-/* Sends what is due. Written now when the socket takes it: waiting for
- * lws's writeable callback costs a wake-up and two epoll_ctl per message
- * (lws sets and clears EPOLLOUT around each), more than the write. */
+/* Sends what is due. Written now unless lws still holds part of an
+ * earlier message (which it sends first): waiting for lws's writeable
+ * callback costs a wake-up and two epoll_ctl per message (lws sets and
+ * clears EPOLLOUT around each), more than the write. */
 static void
 call_flush(struct call *c)
 {
 	enum item it;
 
-	/* Choked is asked before every write: once lws holds part of one, a
-	 * write appends to it and reports a short count. */
+	/* Asked before every write: once lws holds part of one, a write
+	 * appends to it and reports a short count. */
 	while ((it = call_next(c)) != IT_NONE && it != IT_CLOSE) {
-		if (lws_send_pipe_choked(c->wsi))
+		if (lws_partial_buffered(c->wsi))
 			break;
 		if (call_send(c, it)) {
 			lws_set_timeout(

@@ -139,10 +139,10 @@ ps_send(void *arg, uint8_t kind, const uint8_t *data, size_t n)
 		ps->out_head = m;
 	ps->out_tail = m;
 	ps->nout++;
-	/* A lone message goes out now when the socket takes it: lws's
-	 * writeable callback costs a wake-up and two epoll_ctl. */
+	/* A lone message goes out now unless lws holds part of an earlier
+	 * one: lws's writeable callback costs a wake-up and two epoll_ctl. */
 	if (ps->nout == 1 && (ps->st == PS_PROMPT || ps->st == PS_LIVE)
-	    && !lws_send_pipe_choked(ps->wsi)) {
+	    && !lws_partial_buffered(ps->wsi)) {
 		if (write_head(ps, ps->wsi) == 0)
 			return 0;
 		ps->st = PS_ABORT;
