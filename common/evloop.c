@@ -18,11 +18,18 @@
  *    armed runs when the armed one fires (or at the next idle pass). The
  *    owners all keep a periodic lws_sul tick (20-100 ms), which bounds
  *    that lateness; nothing here needs finer timers than that.
+ *
+ * It also serves lws_get_random (below), which every process that runs
+ * lws links with this file.
  */
 #include <errno.h>
 #include <ev.h>
 #include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
 
 #include "evloop.h"
 
@@ -135,4 +142,76 @@ evloop_destroy(struct evloop *l)
 	lws_context_destroy(l->ctx);
 	ev_loop_destroy(l->loop);
 	free(l);
+}
+
+/* lws masks every frame a client sends with 4 bytes from lws_get_random,
+ * which in lws 4.1 is a read(2) of /dev/urandom: a syscall per page
+ * egress sends PersonaPlex, and per message the load generator sends.
+ * This definition takes the library's place (lws calls it through its
+ * PLT) and serves the same kernel generator, getrandom(2), from a
+ * per-thread buffer: one syscall per 64 masks. A forked child starts
+ * with an empty buffer, so the two never send the same bytes. */
+#define RAND_BUF 256 /* getrandom(2) fills up to 256 bytes in one call */
+
+static _Atomic unsigned      rand_gen; /* bumped in a forked child */
+static _Atomic unsigned long rand_draws;
+static pthread_once_t        rand_once = PTHREAD_ONCE_INIT;
+
+static void
+rand_forked(void)
+{
+	atomic_fetch_add(&rand_gen, 1);
+}
+
+static void
+rand_init(void)
+{
+	pthread_atfork(NULL, NULL, rand_forked);
+}
+
+size_t
+lws_get_random(struct lws_context *context, void *buf, size_t len)
+{
+	static _Thread_local struct {
+		uint8_t  b[RAND_BUF];
+		size_t   off; /* first unserved byte */
+		unsigned gen;
+		bool     filled; /* b has been filled in this gen */
+	} r;
+	uint8_t *p    = buf;
+	size_t   done = 0;
+	unsigned gen;
+
+	(void)context;
+	pthread_once(&rand_once, rand_init);
+	atomic_fetch_add_explicit(&rand_draws, 1, memory_order_relaxed);
+	gen = atomic_load_explicit(&rand_gen, memory_order_relaxed);
+	if (!r.filled || r.gen != gen) {
+		r.off    = RAND_BUF;
+		r.gen    = gen;
+		r.filled = true;
+	}
+	while (done < len) {
+		size_t n;
+		if (r.off == RAND_BUF) {
+			/* lws takes a short count as a failure */
+			if (getrandom(r.b, RAND_BUF, 0) != RAND_BUF)
+				break;
+			r.off = 0;
+		}
+		n = RAND_BUF - r.off;
+		if (n > len - done)
+			n = len - done;
+		memcpy(p + done, r.b + r.off, n);
+		memset(r.b + r.off, 0, n); /* served once only */
+		r.off += n;
+		done += n;
+	}
+	return done;
+}
+
+unsigned long
+evloop_random_draws(void)
+{
+	return atomic_load(&rand_draws);
 }

@@ -45,4 +45,9 @@ void evloop_wake_in(struct evloop *l, int64_t us);
  * then the loop, and frees l. NULL is a no-op. */
 void evloop_destroy(struct evloop *l);
 
+/* How many times lws drew random bytes through evloop.c's
+ * lws_get_random (the masks of client frames; see evloop.c): for tests
+ * that check lws calls it. */
+unsigned long evloop_random_draws(void);
+
 #endif

@@ -9,7 +9,9 @@
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "evloop.h"
 #include "test.h"
@@ -367,7 +369,76 @@ test_destroy_with_client(void)
 	return 0;
 }
 
+/* lws draws a client's handshake key and every frame's mask through
+ * evloop.c's lws_get_random: the library's own calls reach it. */
+static int
+test_client_draws_here(void)
+{
+	unsigned long before = evloop_random_draws();
+
+	TEST_EQ(fix_init(), 0);
+	TEST_EQ(connect_client(), 0);
+	TEST_ASSERT(evloop_random_draws() > before); /* the key */
+	before  = evloop_random_draws();
+	fx.send = "hi";
+	lws_callback_on_writable_all_protocol(fx.cli, &cli_protos[0]);
+	PUMP_UNTIL(fx.srv_rx == 1);
+	TEST_ASSERT(evloop_random_draws() > before); /* the mask */
+	fix_fini();
+	return 0;
+}
+
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Requests across and beyond the buffer are served whole, never twice,
+ * and a forked child does not repeat what its parent gets. */
+static int
+test_random_served_once(void)
+{
+	uint8_t a[16], b[16], big[1000];
+	int     fd[2];
+	pid_t   pid;
+	int     st;
+
+	TEST_EQ(lws_get_random(NULL, a, sizeof(a)), sizeof(a));
+	TEST_EQ(lws_get_random(NULL, b, sizeof(b)), sizeof(b));
+	TEST_ASSERT(memcmp(a, b, sizeof(a)) != 0);
+	TEST_EQ(lws_get_random(NULL, big, sizeof(big)), sizeof(big));
+	for (size_t i = 0; i + 16 <= sizeof(big); i += 16)
+		TEST_ASSERT(!all_zero(big + i, 16));
+	for (int i = 0; i < 100; i++) {
+		uint8_t m[4];
+		TEST_EQ(lws_get_random(NULL, m, sizeof(m)), sizeof(m));
+	}
+	/* The buffer now holds bytes the child must not reuse. */
+	TEST_EQ(pipe(fd), 0);
+	if ((pid = fork()) == 0) {
+		uint8_t c[16] = { 0 };
+		bool    ok    = lws_get_random(NULL, c, sizeof(c)) == sizeof(c)
+		    && write(fd[1], c, sizeof(c)) == (ssize_t)sizeof(c);
+		_exit(ok ? 0 : 1);
+	}
+	TEST_ASSERT(pid > 0);
+	TEST_EQ(lws_get_random(NULL, a, sizeof(a)), sizeof(a));
+	TEST_EQ(read(fd[0], b, sizeof(b)), (ssize_t)sizeof(b));
+	TEST_EQ(waitpid(pid, &st, 0), pid);
+	TEST_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	TEST_ASSERT(memcmp(a, b, sizeof(a)) != 0);
+	close(fd[0]);
+	close(fd[1]);
+	return 0;
+}
+
 TEST_MAIN({ "test_close_keeps_code", test_close_keeps_code },
+    { "test_client_draws_here", test_client_draws_here },
+    { "test_random_served_once", test_random_served_once },
     { "test_timer_wakes_turn", test_timer_wakes_turn },
     { "test_wake_in", test_wake_in },
     { "test_cancel_wakes_turn", test_cancel_wakes_turn },
