@@ -19,11 +19,13 @@
 #include "bus.h"
 #include "clock.h"
 #include "log.h"
+#include "strmap.h"
 
 #define FLUSH_AT 16 /* queued frames that make the bus thread flush */
 #define IDLE_WAIT_MS 100 /* a shard's housekeeping without input */
 #define ENV_SPARES 4 /* received Envelopes' arenas kept for reuse */
 #define ENV_SPARE_CAP (256u << 10) /* and the largest kept */
+#define OWNER_SLACK_US (10 * 1000000ull) /* see owner_expire */
 
 /* A received Envelope in its own arena, which goes back to the shards'
  * spares when the last of its frames is handled. */
@@ -75,9 +77,22 @@ struct shard {
 	bool            oom_logged;
 };
 
+/* Where a call's frames go (the bus thread's): set by its first frame,
+ * so what a shard keeps for a call not yet started (a session ready
+ * first, the announce it asked for) is where the call_start lands. */
+struct owner {
+	unsigned shard;
+	bool     live; /* call_start seen, call_stop not: counted in nlive */
+	uint64_t seen_us; /* mono, the last frame routed */
+};
+
 struct shards {
 	struct shards_opts o;
 	struct shard      *sh;
+	struct strmap     *owners; /* call_id -> struct owner */
+	unsigned           nlive[SHARDS_MAX]; /* live owners per shard */
+	uint64_t           owner_keep_us, sweep_us;
+	bool               owner_oom_logged;
 	int                evfd;
 	struct outbuf      take; /* the bus thread's: an outbox swapped out */
 	int                in_peers;
@@ -265,14 +280,119 @@ shard_main(void *arg)
 	return NULL;
 }
 
-unsigned
-shards_of(const struct shards *s, const char *call_id)
+/* A call_id's shard by hash: for when its owner cannot be recorded. */
+static unsigned
+hash_shard(const struct shards *s, const char *call_id)
 {
 	uint32_t h = 2166136261u; /* FNV-1a */
 
 	for (const char *p = call_id; p && *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	return h % s->o.n;
+}
+
+static unsigned
+least_loaded(const struct shards *s)
+{
+	unsigned best = 0;
+
+	for (unsigned i = 1; i < s->o.n; i++)
+		if (s->nlive[i] < s->nlive[best])
+			best = i;
+	return best;
+}
+
+/* The shard for frame f, recording a new call_id's owner: the shard with
+ * the fewest live calls. A hash spreads n calls over two shards only to
+ * within about sqrt(n)/2 of even (at 170 calls, 85 +- 6.5), and the
+ * busier thread is the one that falls behind first. */
+static unsigned
+route(struct shards *s, const Exo__Frame *f, uint64_t now)
+{
+	struct owner *o;
+
+	if (f->call_id == NULL || *f->call_id == '\0')
+		return 0; /* its shard logs and counts it */
+	if ((o = strmap_get(s->owners, f->call_id)) == NULL) {
+		if ((o = calloc(1, sizeof(*o))) == NULL
+		    || strmap_put(s->owners, f->call_id, o)) {
+			free(o);
+			if (!s->owner_oom_logged)
+				LOGE(s->o.loop.log, NULL,
+				    "out of memory: calls placed by hash, not "
+				    "by load");
+			s->owner_oom_logged = true;
+			return hash_shard(s, f->call_id);
+		}
+		o->shard = least_loaded(s);
+	}
+	o->seen_us = now;
+	if (f->body_case == EXO__FRAME__BODY_CALL_START && !o->live) {
+		o->live = true;
+		s->nlive[o->shard]++;
+	} else if (f->body_case == EXO__FRAME__BODY_CALL_STOP && o->live) {
+		o->live = false;
+		s->nlive[o->shard]--;
+	}
+	return o->shard;
+}
+
+struct owner_sweep {
+	struct shards *s;
+	uint64_t       now;
+	const char    *keys[64];
+	size_t         n;
+};
+
+static void
+find_old_owner(const char *key, void *val, void *arg)
+{
+	struct owner_sweep *w = arg;
+	struct owner       *o = val;
+
+	if (w->n < 64 && w->now - o->seen_us >= w->s->owner_keep_us)
+		w->keys[w->n++] = key;
+}
+
+/* Forgets owners no frame has come for in owner_keep_us: longer than a
+ * shard keeps anything for a call without frames (idle_s, then a pending
+ * entry's 10 s), so the call_id may start again on any shard. */
+static void
+owner_expire(struct shards *s, uint64_t now)
+{
+	struct owner_sweep w = { .s = s, .now = now };
+
+	do {
+		w.n = 0;
+		strmap_each(s->owners, find_old_owner, &w);
+		for (size_t i = 0; i < w.n; i++) {
+			/* The key is the map's: copy it before deleting. */
+			char         *k = strdup(w.keys[i]);
+			struct owner *o;
+			if (k == NULL)
+				return;
+			if ((o = strmap_del(s->owners, k)) != NULL && o->live)
+				s->nlive[o->shard]--;
+			free(o);
+			free(k);
+		}
+	} while (w.n == 64);
+}
+
+static void
+free_owner(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(val);
+}
+
+int
+shards_owner(const struct shards *s, const char *call_id)
+{
+	const struct owner *o = strmap_get(s->owners, call_id);
+
+	return o ? (int)o->shard : -1;
 }
 
 static void
@@ -325,6 +445,10 @@ shards_free(struct shards *s)
 		free(r);
 	}
 	pthread_mutex_destroy(&s->spare_mu);
+	if (s->owners) {
+		strmap_each(s->owners, free_owner, NULL);
+		strmap_free(s->owners);
+	}
 	free(s->take.p);
 	free(s->sh);
 	free(s);
@@ -343,8 +467,13 @@ shards_alloc(struct shards **out, const struct shards_opts *o)
 		return ENOMEM;
 	s->o    = *o;
 	s->evfd = -1;
+	/* As loop_alloc's default. */
+	s->owner_keep_us = (o->loop.idle_s ? o->loop.idle_s : 60) * 1000000ull
+	    + OWNER_SLACK_US;
 	pthread_mutex_init(&s->spare_mu, NULL);
-	if ((s->sh = calloc(o->n, sizeof(*s->sh))) == NULL) {
+	if ((s->sh = calloc(o->n, sizeof(*s->sh))) == NULL
+	    || strmap_alloc(&s->owners)) {
+		free(s->sh);
 		pthread_mutex_destroy(&s->spare_mu);
 		free(s);
 		return ENOMEM;
@@ -386,7 +515,7 @@ fail:
 
 /* Hands the Envelopes waiting on b to the shards' pending lists. */
 static void
-drain(struct shards *s, struct bus *b, bool from_egress)
+drain(struct shards *s, struct bus *b, bool from_egress, uint64_t now)
 {
 	Exo__Envelope *env;
 	int            rc;
@@ -421,7 +550,7 @@ drain(struct shards *s, struct bus *b, bool from_egress)
 		atomic_init(&ref->refs, 1);
 		for (size_t k = 0; k < env->n_frames; k++) {
 			const Exo__Frame *f = env->frames[k];
-			struct shard *sh    = &s->sh[shards_of(s, f->call_id)];
+			struct shard *sh    = &s->sh[route(s, f, now)];
 			struct item   it    = {
 				     .f = f, .ref = ref, .from_egress = from_egress
 			};
@@ -515,9 +644,13 @@ shards_turn(struct shards *s, int timeout_ms)
 	if (read(s->evfd, &cnt, sizeof(cnt)) < 0) {
 		/* EAGAIN: no shard output since the last turn */
 	}
-	drain(s, in, false);
-	drain(s, eg, true);
 	now = mono_us();
+	drain(s, in, false, now);
+	drain(s, eg, true, now);
+	if (now - s->sweep_us >= 1000000) {
+		s->sweep_us = now;
+		owner_expire(s, now);
+	}
 	{
 		/* As loop_turn: calls a new or departed ingress does not
 		 * announce again within the grace are freed, by every

@@ -5,8 +5,9 @@
  * complexity 5 on the dev VM (docs/performance.md).
  *
  * The thread that calls shards_turn owns the buses. It receives the
- * Envelopes, hands each frame to the shard of its call (a hash of the
- * call_id, so a call's frames stay in order on one thread), and sends
+ * Envelopes, hands each frame to the shard of its call (the one with the
+ * fewest live calls when its call_id first came; a call's frames stay in
+ * order on one thread), and sends
  * what the shards produce; a shard never touches a bus. A shard's output
  * is packed once on its thread and repacked by bus_send on the bus
  * thread. An eventfd wakes the bus thread when a shard has output.
@@ -41,7 +42,9 @@ void shards_free(struct shards *s);
  * ingress link (loop_ingress_lost on every shard), flushes both buses. */
 void shards_turn(struct shards *s, int timeout_ms);
 
-/* The shard (0..n-1) a call_id belongs to. */
-unsigned shards_of(const struct shards *s, const char *call_id);
+/* The shard (0..n-1) a call_id's frames go to, or -1 while none has come
+ * (or it was forgotten, idle_s + 10 s after its last frame). Call on the
+ * thread that calls shards_turn. */
+int shards_owner(const struct shards *s, const char *call_id);
 
 #endif

@@ -78,7 +78,7 @@ call_index(const char *id)
 }
 
 static int
-rig_open(struct rig *r, unsigned n)
+rig_open_idle(struct rig *r, unsigned n, unsigned idle_s)
 {
 	struct bus_opts bo;
 
@@ -112,9 +112,15 @@ rig_open(struct rig *r, unsigned n)
 		                   .egress     = r->tx_eg,
 		                   .complexity = 5,
 		                   .bitrate    = 24000,
-		                   .idle_s     = 60 } };
+		                   .idle_s     = idle_s } };
 	TEST_EQ(shards_alloc(&r->sh, &so), 0);
 	return 0;
+}
+
+static int
+rig_open(struct rig *r, unsigned n)
+{
+	return rig_open_idle(r, n, 60);
 }
 
 static void
@@ -196,15 +202,15 @@ pump(struct rig *r)
 }
 
 static void
-send_call_start(struct rig *r, int i)
+send_start_id(struct rig *r, const char *id)
 {
 	Exo__Frame     f  = EXO__FRAME__INIT;
 	Exo__CallStart cs = EXO__CALL_START__INIT;
 
-	cs.stream_sid  = (char *)call_id(i);
+	cs.stream_sid  = (char *)id;
 	cs.call_sid    = "CA1";
 	cs.sample_rate = RATE;
-	f.call_id      = (char *)call_id(i);
+	f.call_id      = (char *)id;
 	f.seq          = ++seq_ing;
 	f.body_case    = EXO__FRAME__BODY_CALL_START;
 	f.call_start   = &cs;
@@ -212,17 +218,29 @@ send_call_start(struct rig *r, int i)
 }
 
 static void
-send_stop(struct rig *r, int i)
+send_call_start(struct rig *r, int i)
+{
+	send_start_id(r, call_id(i));
+}
+
+static void
+send_stop_id(struct rig *r, const char *id)
 {
 	Exo__Frame    f  = EXO__FRAME__INIT;
 	Exo__CallStop cs = EXO__CALL_STOP__INIT;
 
 	cs.reason   = "callended";
-	f.call_id   = (char *)call_id(i);
+	f.call_id   = (char *)id;
 	f.seq       = ++seq_ing;
 	f.body_case = EXO__FRAME__BODY_CALL_STOP;
 	f.call_stop = &cs;
 	bus_send(r->ingress, &f);
+}
+
+static void
+send_stop(struct rig *r, int i)
+{
+	send_stop_id(r, call_id(i));
 }
 
 static void
@@ -299,20 +317,32 @@ test_many_calls(void)
 	memset(seen, 0, sizeof(seen));
 	if (rig_open(&r, 3))
 		return 1;
-	/* The calls do not all land on one shard. */
-	unsigned used = 0;
-	for (int i = 0; i < CALLS; i++)
-		used |= 1u << shards_of(r.sh, call_id(i));
-	TEST_ASSERT(used != 1 && used != 2 && used != 4);
-
+	/* Call 1's session is ready before its call starts: its first frame
+	 * gives it a shard (0, all being empty), and its call_start must
+	 * follow it there, although shard 0 is no longer the emptiest by
+	 * then, or the call never learns of its session (no headers). */
+	send_ready(&r, 1);
+	pump(&r);
+	TEST_EQ(shards_owner(r.sh, call_id(1)), 0);
 	for (int i = 0; i < CALLS; i++) {
 		send_call_start(&r, i);
-		send_ready(&r, i);
+		if (i != 1)
+			send_ready(&r, i);
 	}
 	pump(&r);
 	TEST_EQ(calls_active(&r), CALLS);
 	for (int i = 0; i < CALLS; i++)
 		TEST_EQ(seen[i].headers, 2);
+	/* Spread evenly: two calls per shard. */
+	unsigned per[3] = { 0 };
+	for (int i = 0; i < CALLS; i++) {
+		int o = shards_owner(r.sh, call_id(i));
+		TEST_ASSERT(o >= 0 && o < 3);
+		per[o]++;
+	}
+	TEST_EQ(per[0], 2);
+	TEST_EQ(per[1], 2);
+	TEST_EQ(per[2], 2);
 
 	/* 2 s of each call's tone, interleaved, echoed back as it comes. */
 	for (size_t k = 0; k < 100; k++) {
@@ -333,13 +363,14 @@ test_many_calls(void)
 		struct seen *s  = &seen[i];
 		double       hz = spectrum_dominant_hz(
 		          s->pcm + 800, s->pcm_len - 800, RATE);
-		printf("  %s (shard %u): %zu pages, %zu samples back, %.1f Hz "
+		printf("  %s (shard %d): %zu pages, %zu samples back, %.1f Hz "
 		       "(sent %.0f)\n",
-		    call_id(i), shards_of(r.sh, call_id(i)), s->pages,
+		    call_id(i), shards_owner(r.sh, call_id(i)), s->pages,
 		    s->pcm_len, hz, call_hz(i));
 		TEST_ASSERT(s->pages >= 2 + 99 && s->pages <= 2 + 100);
 		TEST_EQ(s->seq_gaps, 0);
-		TEST_EQ(s->announces, 0);
+		/* Call 1's early session_ready asked ingress once. */
+		TEST_EQ(s->announces, i == 1 ? 1u : 0u);
 		TEST_ASSERT(s->pcm_len >= RATE * 2 - RATE / 10);
 		TEST_NEAR(hz, call_hz(i), 10);
 	}
@@ -380,6 +411,103 @@ test_unknown_and_stop(void)
 	return 0;
 }
 
+/* FNV-1a of the call_id modulo n: where a hash would put a call. */
+static unsigned
+hash_shard(const char *id, unsigned n)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = id; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % n;
+}
+
+/* New calls go to the shard with the fewest live calls, whatever their
+ * call_id: here all would hash to shard 0. */
+static int
+test_least_loaded(void)
+{
+	static struct rig r;
+	char              ids[26][16];
+	int               n = 0, stopped = 0;
+	unsigned          per[2] = { 0 };
+
+	memset(seen, 0, sizeof(seen));
+	if (rig_open(&r, 2))
+		return 1;
+	for (int k = 0; n < 26; k++) {
+		snprintf(ids[n], sizeof(ids[n]), "LL%05d", k);
+		if (hash_shard(ids[n], 2) == 0)
+			n++;
+	}
+	for (int i = 0; i < 20; i++)
+		send_start_id(&r, ids[i]);
+	pump(&r);
+	TEST_EQ(calls_active(&r), 20);
+	for (int i = 0; i < 20; i++) {
+		int o = shards_owner(r.sh, ids[i]);
+		TEST_ASSERT(o == 0 || o == 1);
+		per[o]++;
+	}
+	TEST_EQ(per[0], 10);
+	TEST_EQ(per[1], 10);
+	/* Six of shard 0's calls end: the next six start there. */
+	for (int i = 0; i < 20 && stopped < 6; i++)
+		if (shards_owner(r.sh, ids[i]) == 0) {
+			send_stop_id(&r, ids[i]);
+			stopped++;
+		}
+	pump(&r);
+	TEST_EQ(calls_active(&r), 14);
+	for (int i = 20; i < 26; i++)
+		send_start_id(&r, ids[i]);
+	pump(&r);
+	TEST_EQ(calls_active(&r), 20);
+	for (int i = 20; i < 26; i++)
+		TEST_EQ(shards_owner(r.sh, ids[i]), 0);
+	for (int i = 0; i < 26; i++)
+		send_stop_id(&r, ids[i]);
+	pump(&r);
+	TEST_EQ(calls_active(&r), 0);
+	rig_close(&r);
+	return 0;
+}
+
+/* A call_id no frame has come for in idle_s + 10 s is forgotten, and a
+ * live call forgotten so no longer counts: the map does not grow with
+ * calls that ended, and the shards stay balanced. */
+static int
+test_owners_expire(void)
+{
+	static struct rig r;
+	uint64_t          end;
+
+	memset(seen, 0, sizeof(seen));
+	if (rig_open_idle(&r, 2, 1))
+		return 1;
+	send_call_start(&r, 0); /* stopped below */
+	send_call_start(&r, 1); /* left to go idle */
+	pump(&r);
+	TEST_EQ(shards_owner(r.sh, call_id(0)), 0);
+	TEST_EQ(shards_owner(r.sh, call_id(1)), 1);
+	send_stop(&r, 0);
+	pump(&r);
+	end = mono_us() + 12 * 1000000ull;
+	while (mono_us() < end)
+		shards_turn(r.sh, 50);
+	TEST_EQ(shards_owner(r.sh, call_id(0)), -1);
+	TEST_EQ(shards_owner(r.sh, call_id(1)), -1);
+	TEST_EQ(calls_active(&r), 0);
+	/* Were call 1 still counted on shard 1, call 3 would go to 0. */
+	send_call_start(&r, 2);
+	send_call_start(&r, 3);
+	pump(&r);
+	TEST_EQ(shards_owner(r.sh, call_id(2)), 0);
+	TEST_EQ(shards_owner(r.sh, call_id(3)), 1);
+	rig_close(&r);
+	return 0;
+}
+
 static int
 test_bad_opts(void)
 {
@@ -394,5 +522,5 @@ test_bad_opts(void)
 	return 0;
 }
 
-TEST_MAIN(
-    TEST(test_many_calls), TEST(test_unknown_and_stop), TEST(test_bad_opts))
+TEST_MAIN(TEST(test_many_calls), TEST(test_least_loaded),
+    TEST(test_owners_expire), TEST(test_unknown_and_stop), TEST(test_bad_opts))
