@@ -158,6 +158,27 @@ strmap_count(const struct strmap *m)
 	return m->count;
 }
 
+size_t
+strmap_del_if(struct strmap *m,
+    bool (*fn)(const char *key, void *val, void *arg), void *arg)
+{
+	size_t n = 0;
+
+	/* Tombstones keep every other entry's probe chain whole, so the
+	 * walk may go on past a removal. */
+	for (size_t i = 0; i < m->cap; i++) {
+		struct slot *s = &m->slots[i];
+		if (s->key && s->key != TOMB && fn(s->key, s->val, arg)) {
+			free(s->key);
+			s->key = TOMB;
+			s->val = NULL;
+			m->count--;
+			n++;
+		}
+	}
+	return n;
+}
+
 void
 strmap_each(const struct strmap *m,
     void (*fn)(const char *key, void *val, void *arg), void *arg)

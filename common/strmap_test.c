@@ -65,5 +65,41 @@ test_replace(void)
 	return 0;
 }
 
+static bool
+is_odd(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(*(int *)arg)++;
+	return (long)val % 2 == 1;
+}
+
+/* del_if removes exactly what fn picks, and what stays is found still:
+ * removals in the middle of probe chains leave them whole. */
+static int
+test_del_if(void)
+{
+	struct strmap *m;
+	char           key[32];
+	int            calls = 0;
+
+	TEST_EQ(strmap_alloc(&m), 0);
+	for (long i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "sid-%ld", i);
+		TEST_EQ(strmap_put(m, key, (void *)i), 0);
+	}
+	TEST_EQ(strmap_del_if(m, is_odd, &calls), 1500);
+	TEST_EQ(calls, 3000);
+	TEST_EQ(strmap_count(m), 1500);
+	for (long i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "sid-%ld", i);
+		if (i % 2)
+			TEST_ASSERT(strmap_get(m, key) == NULL);
+		else
+			TEST_EQ((long)strmap_get(m, key), i);
+	}
+	strmap_free(m);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_put_get_del), TEST(test_churn_reuses_tombstones),
-    TEST(test_replace))
+    TEST(test_replace), TEST(test_del_if))

@@ -755,8 +755,6 @@ struct expiry {
 	uint64_t     now;
 	struct call *victims[64];
 	size_t       n;
-	const char  *keys[64];
-	size_t       nkeys;
 };
 
 static void
@@ -769,14 +767,17 @@ find_idle(const char *key, void *val, void *arg)
 		e->victims[e->n++] = c;
 }
 
-static void
-find_stale(const char *key, void *val, void *arg)
+static bool
+pending_stale(const char *key, void *val, void *arg)
 {
-	struct expiry  *e = arg;
-	struct pending *p = val;
+	const uint64_t *now = arg;
+	struct pending *p   = val;
 
-	if (e->nkeys < 64 && e->now - p->seen_us >= PENDING_KEEP_US)
-		e->keys[e->nkeys++] = key;
+	(void)key;
+	if (*now - p->seen_us < PENDING_KEEP_US)
+		return false;
+	free(p);
+	return true;
 }
 
 size_t
@@ -799,18 +800,7 @@ loop_expire(struct loop *l, uint64_t now_us)
 		}
 		total += e.n;
 	} while (e.n == 64);
-	do {
-		e.nkeys = 0;
-		strmap_each(l->pending, find_stale, &e);
-		for (size_t i = 0; i < e.nkeys; i++) {
-			/* The key is the map's: copy it before deleting. */
-			char *k = strdup(e.keys[i]);
-			if (k == NULL)
-				return total;
-			free(strmap_del(l->pending, k));
-			free(k);
-		}
-	} while (e.nkeys == 64);
+	strmap_del_if(l->pending, pending_stale, &now_us);
 	return total;
 }
 

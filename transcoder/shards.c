@@ -25,7 +25,7 @@
 #define IDLE_WAIT_MS 100 /* a shard's housekeeping without input */
 #define ENV_SPARES 4 /* received Envelopes' arenas kept for reuse */
 #define ENV_SPARE_CAP (256u << 10) /* and the largest kept */
-#define OWNER_SLACK_US (10 * 1000000ull) /* see owner_expire */
+#define OWNER_SLACK_US (10 * 1000000ull) /* see owner_old */
 
 /* A received Envelope in its own arena, which goes back to the shards'
  * spares when the last of its frames is handled. */
@@ -337,46 +337,22 @@ route(struct shards *s, const Exo__Frame *f, uint64_t now)
 	return o->shard;
 }
 
-struct owner_sweep {
-	struct shards *s;
-	uint64_t       now;
-	const char    *keys[64];
-	size_t         n;
-};
-
-static void
-find_old_owner(const char *key, void *val, void *arg)
+/* Forgets an owner no frame has come for in owner_keep_us: longer than
+ * a shard keeps anything for a call without frames (idle_s, then a
+ * pending entry's 10 s), so the call_id may start again on any shard. */
+static bool
+owner_old(const char *key, void *val, void *arg)
 {
-	struct owner_sweep *w = arg;
-	struct owner       *o = val;
+	struct shards *s = arg;
+	struct owner  *o = val;
 
-	if (w->n < 64 && w->now - o->seen_us >= w->s->owner_keep_us)
-		w->keys[w->n++] = key;
-}
-
-/* Forgets owners no frame has come for in owner_keep_us: longer than a
- * shard keeps anything for a call without frames (idle_s, then a pending
- * entry's 10 s), so the call_id may start again on any shard. */
-static void
-owner_expire(struct shards *s, uint64_t now)
-{
-	struct owner_sweep w = { .s = s, .now = now };
-
-	do {
-		w.n = 0;
-		strmap_each(s->owners, find_old_owner, &w);
-		for (size_t i = 0; i < w.n; i++) {
-			/* The key is the map's: copy it before deleting. */
-			char         *k = strdup(w.keys[i]);
-			struct owner *o;
-			if (k == NULL)
-				return;
-			if ((o = strmap_del(s->owners, k)) != NULL && o->live)
-				s->nlive[o->shard]--;
-			free(o);
-			free(k);
-		}
-	} while (w.n == 64);
+	(void)key;
+	if (s->sweep_us - o->seen_us < s->owner_keep_us)
+		return false;
+	if (o->live)
+		s->nlive[o->shard]--;
+	free(o);
+	return true;
 }
 
 static void
@@ -649,7 +625,7 @@ shards_turn(struct shards *s, int timeout_ms)
 	drain(s, eg, true, now);
 	if (now - s->sweep_us >= 1000000) {
 		s->sweep_us = now;
-		owner_expire(s, now);
+		strmap_del_if(s->owners, owner_old, s);
 	}
 	{
 		/* As loop_turn: calls a new or departed ingress does not
