@@ -128,7 +128,7 @@ struct call {
 	/* Webhooks: the call's events, and what call.ended counts. */
 	struct hooks_call *hc;
 	uint64_t           text_first_wall, text_last_wall;
-	uint64_t           up_audio; /* 20 ms audio pages sent up */
+	uint64_t           up_samples; /* audio sent up, 48 kHz samples */
 	struct oggdur      down; /* agent audio received */
 	/* Caller transcripts. */
 	struct stt *stt;
@@ -825,7 +825,7 @@ static struct events_counters
 call_counters(const struct call *c)
 {
 	struct events_counters k = {
-		.audio_in_s     = (double)c->up_audio * 0.02,
+		.audio_in_s     = (double)c->up_samples / 48000.0,
 		.audio_out_s    = oggdur_seconds(&c->down),
 		.reconnects     = c->reconnects,
 		.frames_dropped = c->up_dropped,
@@ -1004,7 +1004,8 @@ call_free(struct call *c, const char *why)
 		session_close(c->sess, why);
 	LOGI(e->o.log, &c->ids,
 	    "call gone (%s) after %.1f s: persona %s, %u session(s), %u "
-	    "reconnect(s), %llu pages up (%llu dropped), %llu pages down",
+	    "reconnect(s), %llu pages up (%llu frames dropped), %llu pages "
+	    "down",
 	    why, (double)(mono_us() - c->started_us) / 1e6,
 	    c->persona ? c->persona->name : "-", c->sessions, c->reconnects,
 	    (unsigned long long)c->up_sent, (unsigned long long)c->up_dropped,
@@ -1292,26 +1293,32 @@ on_call_start(struct egress *e, const Exo__Frame *f)
 static void
 on_uplink(struct egress *e, struct call *c, const Exo__Ogg *o)
 {
-	int rc;
+	struct oggdur d = { 0 };
+	uint64_t      frames;
+	int           rc;
 
+	/* A page holds one to four whole Opus frames (the transcoder's
+	 * EXOPLEX_OPUS_FRAMES_PER_PAGE); a header page counts as one. */
+	if (!o->header)
+		oggdur_feed(&d, o->data.data, o->data.len);
+	frames = d.packets ? d.packets : 1;
 	if (!c->sess || !c->ready || o->session != c->sess_no) {
 		/* Not for the live, handshaken session: never sent. */
 		metric_inc(o->session != c->sess_no ? e->m_drop_stale
 		                                    : e->m_drop_not_ready);
-		c->up_dropped++;
+		c->up_dropped += frames;
 		return;
 	}
 	rc = session_send_ogg(c->sess, o->data.data, o->data.len, o->header);
 	if (rc == 0 || rc == ENOBUFS) {
 		c->up_sent++;
-		if (!o->header)
-			c->up_audio++;
+		c->up_samples += d.samples;
 		c->up_last_us = mono_us();
 		if (!c->up_first_us)
 			c->up_first_us = c->up_last_us;
 	}
 	if (rc)
-		c->up_dropped++;
+		c->up_dropped += frames;
 }
 
 static void

@@ -565,14 +565,15 @@ handle_call_start(struct loop *l, const Exo__Frame *f)
 	c->last_us       = mono_us();
 	c->start_us      = c->last_us;
 	to               = (struct tcall_opts) {
-		              .rate       = rate,
-		              .opus_rate  = l->o.opus_call_rate ? rate : 0,
-		              .scratch    = l->scratch,
-		              .complexity = l->o.complexity,
-		              .bitrate    = l->o.bitrate,
-		              .on_page    = on_page,
-		              .on_pcm     = on_pcm,
-		              .arg        = c,
+		              .rate            = rate,
+		              .opus_rate       = l->o.opus_call_rate ? rate : 0,
+		              .scratch         = l->scratch,
+		              .complexity      = l->o.complexity,
+		              .bitrate         = l->o.bitrate,
+		              .frames_per_page = l->o.frames_per_page,
+		              .on_page         = on_page,
+		              .on_pcm          = on_pcm,
+		              .arg             = c,
 	};
 	if ((rc = tcall_alloc(&c->tc, &to)) != 0) {
 		LOGE(l->o.log, &lc,
@@ -703,6 +704,7 @@ loop_frame(struct loop *l, int from_egress, const Exo__Frame *f)
 	case EXO__FRAME__BODY_CALL_STOP:
 		if (c) {
 			struct pending *p;
+			tcall_flush(c->tc);
 			call_free(c,
 			    f->call_stop->reason && *f->call_stop->reason
 			        ? f->call_stop->reason

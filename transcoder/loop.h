@@ -39,6 +39,7 @@ struct loop_opts {
 	int             complexity;
 	int             bitrate;
 	bool            opus_call_rate; /* Opus at the call's rate, not 24k */
+	unsigned        frames_per_page; /* uplink Opus frames per Ogg page */
 	unsigned        idle_s; /* 0 = 60 */
 	/* After ingress leaves (or a new one connects), its calls not
 	 * announced again within this many ms are freed. 0 = 3000. */

@@ -52,6 +52,9 @@ nap(void)
 	nanosleep(&ts, NULL);
 }
 
+/* Uplink Opus frames per page of the next rig_open (0: the loop's 1). */
+static unsigned rig_per_page;
+
 static int
 rig_open(struct rig *r, const char *tag)
 {
@@ -106,6 +109,7 @@ rig_open(struct rig *r, const char *tag)
 		.egress              = r->tx_eg,
 		.complexity          = 5,
 		.bitrate             = 24000,
+		.frames_per_page     = rig_per_page,
 		.idle_s              = 60 };
 	TEST_EQ(loop_alloc(&r->loop, &lo), 0);
 	return 0;
@@ -557,5 +561,50 @@ test_ingress_gone(void)
 	return 0;
 }
 
+/* Two frames a page, as the browser client sends: whole pages while the
+ * call goes on, and the frame left waiting goes out at call_stop. */
+static int
+test_pages_of_two(void)
+{
+	static struct rig  r;
+	static struct seen s;
+	const char        *id   = "MZ0002";
+	size_t             npkt = 0;
+	struct oggdemux   *d;
+
+	memset(&s, 0, sizeof(s));
+	rig_per_page = 2;
+	if (rig_open(&r, "two"))
+		return 1;
+	rig_per_page = 0;
+	send_call_start(&r, id, 8000);
+	send_session(&r, id, 1, true);
+	pump(&r, &s);
+	TEST_EQ(s.headers, 2);
+	/* 200 ms in: soxr holds back 8.5 ms, so 9 frames are encoded. */
+	for (size_t k = 0; k < 10; k++)
+		send_audio(&r, id, 8000, k * 160, 160);
+	pump(&r, &s);
+	TEST_EQ(oggdemux_alloc(&d), 0);
+	TEST_EQ(oggdemux_feed(d, s.ogg, s.ogg_len, count_pkt, &npkt), 0);
+	oggdemux_free(d);
+	TEST_EQ(s.pages, 2 + 4);
+	TEST_EQ(npkt, 8);
+
+	send_stop(&r, id);
+	pump(&r, &s);
+	TEST_EQ(loop_calls(r.loop), 0);
+	TEST_EQ(s.pages, 2 + 5);
+	npkt = 0;
+	TEST_EQ(oggdemux_alloc(&d), 0);
+	TEST_EQ(oggdemux_feed(d, s.ogg, s.ogg_len, count_pkt, &npkt), 0);
+	oggdemux_free(d);
+	TEST_EQ(npkt, 9);
+	TEST_EQ(s.seq_gaps, 0);
+	rig_close(&r);
+	return 0;
+}
+
 TEST_MAIN(TEST(test_call_8k), TEST(test_call_16k), TEST(test_call_24k),
-    TEST(test_expiry), TEST(test_transcribe), TEST(test_ingress_gone))
+    TEST(test_expiry), TEST(test_transcribe), TEST(test_ingress_gone),
+    TEST(test_pages_of_two))

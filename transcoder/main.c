@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,10 +60,10 @@ int
 main(int argc, char **argv)
 {
 	struct cfg_common cc;
-	struct cfg_opt    opts[CFG_COMMON_N + 6];
+	struct cfg_opt    opts[CFG_COMMON_N + 7];
 	long             complexity = 0, bitrate = 0, idle_s = 0, grace_ms = 0;
 	long             threads   = 0;
-	const char      *opus_rate = NULL;
+	const char       *opus_rate = NULL, *per_page = NULL;
 	char             err[512], url_in[512], url_eg[512], engine[32];
 	struct log       lg;
 	struct metrics  *metrics = NULL;
@@ -100,6 +101,16 @@ main(int argc, char **argv)
 		= "Opus rate of the caller's audio toward PersonaPlex: 24000, or call "
 		  "(the call's own rate: no resampling, less CPU; "
 		  "docs/performance.md)" };
+	opts[n++] = (struct cfg_opt) { .flag = "opus-frames-per-page",
+		.env                         = "EXOPLEX_OPUS_FRAMES_PER_PAGE",
+		.def                         = "2",
+		.type                        = CFG_ENUM,
+		.dst                         = &per_page,
+		.choices                     = "1|2|4",
+		.help
+		= "20 ms Opus frames per uplink Ogg page: 2 as the browser "
+		  "client sends; 4, one page per 80 ms PersonaPlex step, "
+		  "costs least (docs/performance.md)" };
 	opts[n++] = (struct cfg_opt) { .flag = "call-idle-s",
 		.env                         = "EXOPLEX_CALL_IDLE_S",
 		.def                         = "60",
@@ -144,9 +155,10 @@ main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	LOGI(&lg, NULL,
 	    "starting: soxr engine: %s; opus complexity %ld, %ld bit/s, at "
-	    "%s",
+	    "%s, %s frames per page",
 	    resample_engine(engine, sizeof(engine)), complexity, bitrate,
-	    strcmp(opus_rate, "call") ? "24000 Hz" : "the call's rate");
+	    strcmp(opus_rate, "call") ? "24000 Hz" : "the call's rate",
+	    per_page);
 
 	if (metrics_alloc(&metrics, "exoplex_") != 0) {
 		LOGE(&lg, NULL, "out of memory");
@@ -191,6 +203,7 @@ main(int argc, char **argv)
 		.complexity          = (int)complexity,
 		.bitrate             = (int)bitrate,
 		.opus_call_rate      = !strcmp(opus_rate, "call"),
+		.frames_per_page     = (unsigned)atoi(per_page),
 		.idle_s              = (unsigned)idle_s,
 		.ingress_grace_ms    = (unsigned)grace_ms };
 	if (threads == 0)

@@ -219,9 +219,170 @@ test_libogg_reads(void)
 	return 0;
 }
 
+/* What libogg's reader makes of collected pages: per page its packet
+ * count, granule and flags; every packet's size and first byte. */
+struct readback {
+	int     pages;
+	int     per_page[64];
+	int64_t granule[64];
+	int     eos[64];
+	int     packets;
+	size_t  size[256];
+	uint8_t first[256];
+};
+
+static int
+read_back(const struct pages *p, uint32_t serial, struct readback *rb)
+{
+	ogg_sync_state   sy;
+	ogg_stream_state os;
+	ogg_page         og;
+	ogg_packet       op;
+
+	memset(rb, 0, sizeof(*rb));
+	ogg_sync_init(&sy);
+	ogg_stream_init(&os, (int)serial);
+	memcpy(ogg_sync_buffer(&sy, (long)p->len), p->buf, p->len);
+	ogg_sync_wrote(&sy, (long)p->len);
+	while (ogg_sync_pageout(&sy, &og) == 1 && rb->pages < 64) {
+		int k = rb->pages++;
+		TEST_EQ(ogg_page_serialno(&og), (int)serial);
+		TEST_EQ(ogg_stream_pagein(&os, &og), 0); /* CRC, sequence */
+		rb->granule[k] = ogg_page_granulepos(&og);
+		rb->eos[k]     = ogg_page_eos(&og) != 0;
+		while (ogg_stream_packetout(&os, &op) == 1) {
+			rb->per_page[k]++;
+			if (rb->packets < 256) {
+				rb->size[rb->packets]  = (size_t)op.bytes;
+				rb->first[rb->packets] = op.packet[0];
+			}
+			rb->packets++;
+		}
+	}
+	ogg_stream_clear(&os);
+	ogg_sync_clear(&sy);
+	return 0;
+}
+
+/* n packets of sizes size[i] whose first byte is their index. */
+static int
+put_packets(
+    struct oggw *w, struct pages *p, const size_t *size, int n, bool eos_last)
+{
+	static uint8_t pkt[OGGW_PACKET_MAX];
+
+	for (int i = 0; i < n; i++) {
+		memset(pkt, 0xa5, size[i]);
+		pkt[0] = (uint8_t)i;
+		TEST_EQ(oggw_packet(w, pkt, size[i], 960,
+		            eos_last && i == n - 1, collect, p),
+		    0);
+	}
+	return 0;
+}
+
+/* Two and four packets a page, as the browser client and as one
+ * PersonaPlex step: each page ends after every n-th packet, its granule
+ * is its last packet's end, and every packet comes back whole. */
+static int
+test_per_page(void)
+{
+	static struct pages    p;
+	static struct readback rb;
+	static const size_t    size[10]
+	    = { 61, 58, 300, 1, 255, 256, 90, 70, 64, 66 };
+	struct oggw *w;
+
+	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(oggw_set_per_page(w, 0), EINVAL);
+	TEST_EQ(oggw_set_per_page(w, OGGW_PER_PAGE_MAX + 1), EINVAL);
+	for (unsigned per = 2; per <= OGGW_PER_PAGE_MAX; per += 2) {
+		p.len = p.n = 0;
+		TEST_EQ(oggw_set_per_page(w, per), 0);
+		TEST_EQ(oggw_begin(w, 5, 8000, 312, collect, &p), 0);
+		if (put_packets(w, &p, size, 10, false))
+			return 1;
+		TEST_EQ(oggw_pending(w), 10 % per);
+		TEST_EQ(read_back(&p, 5, &rb), 0);
+		TEST_EQ(rb.pages, 2 + 10 / (int)per);
+		for (int k = 2; k < rb.pages; k++) {
+			TEST_EQ(rb.per_page[k], (int)per);
+			TEST_EQ(rb.granule[k], (int64_t)(k - 1) * per * 960);
+		}
+		TEST_EQ(rb.packets, 2 + 10 / (int)per * (int)per);
+		for (int i = 0; i + 2 < rb.packets; i++) {
+			TEST_EQ(rb.size[i + 2], size[i]);
+			TEST_EQ(rb.first[i + 2], i);
+		}
+		/* The rest goes out on a shorter page when asked. */
+		TEST_EQ(oggw_flush(w, collect, &p), 0);
+		TEST_EQ(oggw_pending(w), 0);
+		TEST_EQ(oggw_flush(w, collect, &p), 0); /* nothing left */
+		TEST_EQ(read_back(&p, 5, &rb), 0);
+		TEST_EQ(rb.packets, 12);
+		TEST_EQ(rb.granule[rb.pages - 1], 10 * 960);
+		TEST_EQ(rb.per_page[rb.pages - 1],
+		    10 % per ? (int)(10 % per) : (int)per);
+	}
+	oggw_free(w);
+	return 0;
+}
+
+/* A packet too big to wait with the others ends the page early, but the
+ * pages after keep their boundaries (after packets 3, 7, ... of four); an
+ * end of stream closes the page it is on; a new stream drops what the old
+ * one had waiting. */
+static int
+test_per_page_early(void)
+{
+	static struct pages    p;
+	static struct readback rb;
+	static const size_t    size[9]
+	    = { 600, 600, 600, 600, 10, 2000, 10, 10, 20 };
+	static const int    want[]   = { 1, 1, 1, 1, 1, 1, 2, 1 };
+	static const size_t small[4] = { 10, 10, 20, 30 };
+	struct oggw        *w;
+
+	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(oggw_set_per_page(w, 4), 0);
+	TEST_EQ(oggw_begin(w, 6, 8000, 312, collect, &p), 0);
+	if (put_packets(w, &p, size, 9, true))
+		return 1;
+	TEST_EQ(read_back(&p, 6, &rb), 0);
+	/* [0] [1] [2] [3] | [4] [5] [6 7] | [8] (end of stream) */
+	TEST_EQ(rb.pages, 2 + 8);
+	for (int k = 0; k < 8; k++)
+		TEST_EQ(rb.per_page[k + 2], want[k]);
+	TEST_EQ(rb.granule[5], 4 * 960);
+	TEST_EQ(rb.granule[8], 8 * 960);
+	TEST_EQ(rb.eos[9], 1);
+	TEST_EQ(rb.granule[9], 9 * 960);
+	for (int i = 0; i < 9; i++)
+		TEST_EQ(rb.size[i + 2], size[i]);
+	TEST_EQ(oggw_pending(w), 0);
+
+	/* Two packets wait; the next stream starts without them. */
+	p.len = p.n = 0;
+	TEST_EQ(oggw_begin(w, 7, 8000, 312, collect, &p), 0);
+	if (put_packets(w, &p, small, 2, false))
+		return 1;
+	TEST_EQ(oggw_pending(w), 2);
+	p.len = p.n = 0;
+	TEST_EQ(oggw_begin(w, 8, 8000, 312, collect, &p), 0);
+	TEST_EQ(oggw_pending(w), 0);
+	if (put_packets(w, &p, small, 4, false))
+		return 1;
+	TEST_EQ(read_back(&p, 8, &rb), 0);
+	TEST_EQ(rb.pages, 3);
+	TEST_EQ(rb.per_page[2], 4);
+	TEST_EQ(rb.granule[2], 4 * 960);
+	oggw_free(w);
+	return 0;
+}
+
 /* Encodes secs of a 440 Hz tone with the real codec settings. */
 static int
-write_tone(struct pages *p, uint32_t serial, int secs)
+write_tone(struct pages *p, uint32_t serial, int secs, unsigned per_page)
 {
 	struct oggw      *w;
 	struct codec_enc *e;
@@ -230,6 +391,7 @@ write_tone(struct pages *p, uint32_t serial, int secs)
 	size_t            n;
 
 	TEST_EQ(oggw_alloc(&w), 0);
+	TEST_EQ(oggw_set_per_page(w, per_page), 0);
 	TEST_EQ(codec_enc_alloc(&e, 5, 24000), 0);
 	TEST_EQ(oggw_begin(w, serial, 8000,
 	            (uint16_t)(codec_enc_lookahead(e) * 2), collect, p),
@@ -250,8 +412,10 @@ write_tone(struct pages *p, uint32_t serial, int secs)
 	return 0;
 }
 
+/* opusinfo accepts a 3 s tone without a warning, per_page packets a
+ * page (the last page ends the stream). */
 static int
-test_opusinfo(void)
+opusinfo_ok(unsigned per_page)
 {
 	static struct pages p;
 	char                path[] = "/tmp/oggw_testXXXXXX";
@@ -259,13 +423,11 @@ test_opusinfo(void)
 	int                 fd, bad = 0, lines = 0;
 	FILE               *f;
 
-	if (system("command -v opusinfo >/dev/null 2>&1") != 0) {
-		printf("  SKIP: opusinfo (opus-tools) is not installed\n");
-		return 0;
-	}
-	if (write_tone(&p, 0x1234567u, 3))
+	p.len = p.n = 0;
+	p.headers   = 0;
+	if (write_tone(&p, 0x1234567u, 3, per_page))
 		return 1;
-	TEST_EQ(p.n, 2 + 150);
+	TEST_EQ(p.n, 2 + (150 + per_page - 1) / per_page);
 	TEST_ASSERT((fd = mkstemp(path)) >= 0);
 	TEST_EQ(write(fd, p.buf, p.len), (long long)p.len);
 	close(fd);
@@ -279,7 +441,7 @@ test_opusinfo(void)
 			bad++;
 		}
 		if (strstr(line, "Playback length"))
-			printf("  opusinfo: %s", line);
+			printf("  opusinfo (%u a page): %s", per_page, line);
 	}
 	pclose(f);
 	if (!getenv("KEEP"))
@@ -291,5 +453,16 @@ test_opusinfo(void)
 	return 0;
 }
 
+static int
+test_opusinfo(void)
+{
+	if (system("command -v opusinfo >/dev/null 2>&1") != 0) {
+		printf("  SKIP: opusinfo (opus-tools) is not installed\n");
+		return 0;
+	}
+	return opusinfo_ok(1) || opusinfo_ok(4);
+}
+
 TEST_MAIN(TEST(test_opushead_bytes), TEST(test_golden_bos), TEST(test_layout),
-    TEST(test_libogg_reads), TEST(test_opusinfo))
+    TEST(test_libogg_reads), TEST(test_per_page), TEST(test_per_page_early),
+    TEST(test_opusinfo))

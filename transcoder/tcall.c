@@ -98,6 +98,9 @@ tcall_alloc(struct tcall **out, const struct tcall_opts *o)
 	        != 0
 	    || (rc = codec_dec_alloc_rate(&c->dec, o->rate)) != 0
 	    || (rc = oggw_alloc(&c->oggw)) != 0
+	    || (rc = oggw_set_per_page(
+	            c->oggw, o->frames_per_page ? o->frames_per_page : 1))
+	        != 0
 	    || (rc = oggdemux_alloc(&c->demux)) != 0) {
 		tcall_free(c);
 		return rc;
@@ -207,6 +210,14 @@ tcall_frames(struct tcall *c, const int16_t *pcm, size_t n)
 		c->st.frames_encoded++;
 	}
 	return rc;
+}
+
+int
+tcall_flush(struct tcall *c)
+{
+	if (c->up_session == 0)
+		return 0;
+	return oggw_flush(c->oggw, tcall_page, c);
 }
 
 int

@@ -39,6 +39,8 @@ struct tcall_opts {
 	                  8000, 12000, 16000 (codec_rate_ok) */
 	int                   complexity; /* Opus encoder complexity, 0..10 */
 	int                   bitrate; /* Opus encoder bit/s */
+	unsigned frames_per_page; /* uplink Opus frames per Ogg page, 1-4;
+	                             0 = 1 */
 	struct tcall_scratch *scratch; /* shared, outlives the tcall; NULL:
 	                                  the tcall has its own */
 	tcall_page_fn on_page;
@@ -48,7 +50,7 @@ struct tcall_opts {
 
 struct tcall_stats {
 	uint64_t samples_in; /* caller PCM samples taken */
-	uint64_t frames_encoded; /* 20 ms Opus frames sent as pages */
+	uint64_t frames_encoded; /* 20 ms Opus frames put on pages */
 	uint64_t frames_idle; /* 20 ms at the Opus rate, no session */
 	uint64_t encode_errors;
 	uint64_t pages_out; /* uplink pages, headers included */
@@ -85,6 +87,10 @@ uint32_t tcall_session(const struct tcall *c);
 /* Takes n samples of caller PCM at the call's rate. Resampled always;
  * encoded into pages only while a session is on. Returns 0 or EIO. */
 int tcall_uplink(struct tcall *c, const int16_t *pcm, size_t n);
+
+/* The caller's audio ended: frames still waiting for their page go out
+ * on a shorter one. Returns 0. */
+int tcall_flush(struct tcall *c);
 
 /* Takes n bytes of session's downlink Ogg stream, as they arrived. A
  * session number other than the last one's starts the demuxer and the

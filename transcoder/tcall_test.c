@@ -492,6 +492,59 @@ test_shared_scratch(void)
 	return 0;
 }
 
+/* Four frames a page (one PersonaPlex step): a page leaves with every
+ * fourth frame, the frames waiting go out when the caller's audio ends,
+ * and every frame reaches the decoder. */
+static int
+test_frames_per_page(void)
+{
+	static struct sink  s;
+	static struct heard h;
+	struct tcall       *c;
+	struct tcall_stats  st;
+	struct oggdemux    *d;
+	struct tcall_opts   o = {
+		  .rate            = 8000,
+		  .complexity      = 5,
+		  .bitrate         = 24000,
+		  .frames_per_page = 4,
+		  .on_page         = on_page,
+		  .arg             = &s,
+	};
+	int16_t buf[160];
+
+	memset(&s, 0, sizeof(s));
+	TEST_EQ(tcall_alloc(&c, &o), 0);
+	TEST_EQ(tcall_flush(c), 0); /* no session: nothing to send */
+	TEST_EQ(s.pages, 0);
+	TEST_EQ(tcall_session_start(c, 1, 77), 0);
+	for (size_t k = 0; k < 51; k++) {
+		tone(buf, 160, k * 160, 1000, 8000);
+		TEST_EQ(tcall_uplink(c, buf, 160), 0);
+	}
+	tcall_stats(c, &st);
+	TEST_ASSERT(st.frames_encoded >= 50 && st.frames_encoded <= 51);
+	TEST_EQ(s.pages, 2 + st.frames_encoded / 4);
+	TEST_EQ(tcall_flush(c), 0);
+	TEST_EQ(s.pages, 2 + (st.frames_encoded + 3) / 4);
+	TEST_EQ(tcall_flush(c), 0);
+	TEST_EQ(s.pages, 2 + (st.frames_encoded + 3) / 4);
+
+	TEST_EQ(codec_dec_alloc(&h.dec), 0);
+	h.n = 0;
+	TEST_EQ(oggdemux_alloc(&d), 0);
+	TEST_EQ(oggdemux_feed(d, s.ogg, s.ogg_len, hear, &h), 0);
+	TEST_EQ(h.n, st.frames_encoded * CODEC_FRAME);
+	oggdemux_free(d);
+	codec_dec_free(h.dec);
+	tcall_free(c);
+
+	o.frames_per_page = 5;
+	TEST_EQ(tcall_alloc(&c, &o), EINVAL);
+	TEST_ASSERT(c == NULL);
+	return 0;
+}
+
 static int
 test_bad_opts(void)
 {
@@ -517,4 +570,4 @@ test_bad_opts(void)
 TEST_MAIN(TEST(test_loop_8k), TEST(test_loop_16k), TEST(test_loop_24k),
     TEST(test_no_session), TEST(test_new_session), TEST(test_downlink_damage),
     TEST(test_downlink_fuzz), TEST(test_opus_at_call_rate),
-    TEST(test_shared_scratch), TEST(test_bad_opts))
+    TEST(test_shared_scratch), TEST(test_frames_per_page), TEST(test_bad_opts))
