@@ -59,7 +59,7 @@ PEER_NICE=
 PLEX_MODE=${BENCH_PLEX_MODE:-replay}
 PLEX_COMPLEXITY=${BENCH_PLEX_COMPLEXITY:--1}
 BENCH_DEFAULT_ENV=${BENCH_DEFAULT_ENV:-}
-BENCH_DENSITY_ENV=${BENCH_DENSITY_ENV:-EXOPLEX_OPUS_RATE=call EXOPLEX_OPUS_COMPLEXITY=0}
+BENCH_DENSITY_ENV=${BENCH_DENSITY_ENV:-EXOPLEX_OPUS_RATE=call EXOPLEX_OPUS_COMPLEXITY=0 EXOPLEX_OPUS_FRAMES_PER_PAGE=4}
 # A call is clean when it has no violations, heard at least the audio it
 # sent less this (pipeline delay, ramp), and its underruns after the first
 # audio stay under this many ms on average per call.
