@@ -157,17 +157,22 @@ oggw_begin(struct oggw *w, uint32_t serial, uint32_t input_rate,
 	    w, tags, &(uint16_t) { sizeof(tags) }, 1, 0, true, fn, arg);
 }
 
-int
-oggw_flush(struct oggw *w, oggw_page_fn fn, void *arg)
+/* Writes the waiting packets as one page and forgets them. */
+static int
+oggw_put_pend(struct oggw *w, uint8_t flags, oggw_page_fn fn, void *arg)
 {
-	int rc;
+	int rc = oggw_put(
+	    w, w->pend, w->pend_size, w->npend, flags, false, fn, arg);
 
-	if (w->npend == 0)
-		return 0;
-	rc = oggw_put(w, w->pend, w->pend_size, w->npend, 0, false, fn, arg);
 	w->npend    = 0;
 	w->pend_len = 0;
 	return rc;
+}
+
+int
+oggw_flush(struct oggw *w, oggw_page_fn fn, void *arg)
+{
+	return w->npend ? oggw_put_pend(w, 0, fn, arg) : 0;
 }
 
 int
@@ -182,7 +187,7 @@ oggw_packet(struct oggw *w, const uint8_t *pkt, size_t n, uint32_t samples48,
 		return EMSGSIZE;
 	last = w->per_page <= 1 || eos || (w->packets + 1) % w->per_page == 0;
 	if (w->npend > 0 && w->pend_len + n > OGGW_PEND_MAX)
-		oggw_flush(w, fn, arg); /* too big to wait with the others */
+		oggw_put_pend(w, 0, fn, arg); /* too big to wait with them */
 	w->packets++;
 	if (eos)
 		w->begun = false;
@@ -196,11 +201,5 @@ oggw_packet(struct oggw *w, const uint8_t *pkt, size_t n, uint32_t samples48,
 	w->pend_len += n;
 	w->pend_size[w->npend++] = (uint16_t)n;
 	w->granule += samples48;
-	if (!last)
-		return 0;
-	oggw_put(w, w->pend, w->pend_size, w->npend, eos ? OGGW_EOS : 0, false,
-	    fn, arg);
-	w->npend    = 0;
-	w->pend_len = 0;
-	return 0;
+	return last ? oggw_put_pend(w, eos ? OGGW_EOS : 0, fn, arg) : 0;
 }
