@@ -201,6 +201,17 @@ pump(struct rig *r)
 	}
 }
 
+/* Pumps until cond holds, for at most 50 rounds (5 s or more): a loaded
+ * machine can leave the shards silent for longer than one round's
+ * 100 ms. The caller then asserts cond. */
+#define PUMP_UNTIL(r, cond)                                                   \
+	do {                                                                  \
+		int round_ = 0;                                               \
+		do                                                            \
+			pump(r);                                              \
+		while (!(cond) && ++round_ < 50);                             \
+	} while (0)
+
 static void
 send_start_id(struct rig *r, const char *id)
 {
@@ -322,14 +333,15 @@ test_many_calls(void)
 	 * follow it there, although shard 0 is no longer the emptiest by
 	 * then, or the call never learns of its session (no headers). */
 	send_ready(&r, 1);
-	pump(&r);
+	PUMP_UNTIL(&r, shards_owner(r.sh, call_id(1)) >= 0);
 	TEST_EQ(shards_owner(r.sh, call_id(1)), 0);
 	for (int i = 0; i < CALLS; i++) {
 		send_call_start(&r, i);
 		if (i != 1)
 			send_ready(&r, i);
 	}
-	pump(&r);
+	PUMP_UNTIL(
+	    &r, calls_active(&r) == CALLS && seen[CALLS - 1].headers == 2);
 	TEST_EQ(calls_active(&r), CALLS);
 	for (int i = 0; i < CALLS; i++)
 		TEST_EQ(seen[i].headers, 2);
@@ -377,7 +389,7 @@ test_many_calls(void)
 
 	for (int i = 0; i < CALLS; i++)
 		send_stop(&r, i);
-	pump(&r);
+	PUMP_UNTIL(&r, calls_active(&r) == 0);
 	TEST_EQ(calls_active(&r), 0);
 	rig_close(&r);
 	return 0;
@@ -442,7 +454,7 @@ test_least_loaded(void)
 	}
 	for (int i = 0; i < 20; i++)
 		send_start_id(&r, ids[i]);
-	pump(&r);
+	PUMP_UNTIL(&r, calls_active(&r) == 20);
 	TEST_EQ(calls_active(&r), 20);
 	for (int i = 0; i < 20; i++) {
 		int o = shards_owner(r.sh, ids[i]);
@@ -457,17 +469,17 @@ test_least_loaded(void)
 			send_stop_id(&r, ids[i]);
 			stopped++;
 		}
-	pump(&r);
+	PUMP_UNTIL(&r, calls_active(&r) == 14);
 	TEST_EQ(calls_active(&r), 14);
 	for (int i = 20; i < 26; i++)
 		send_start_id(&r, ids[i]);
-	pump(&r);
+	PUMP_UNTIL(&r, calls_active(&r) == 20);
 	TEST_EQ(calls_active(&r), 20);
 	for (int i = 20; i < 26; i++)
 		TEST_EQ(shards_owner(r.sh, ids[i]), 0);
 	for (int i = 0; i < 26; i++)
 		send_stop_id(&r, ids[i]);
-	pump(&r);
+	PUMP_UNTIL(&r, calls_active(&r) == 0);
 	TEST_EQ(calls_active(&r), 0);
 	rig_close(&r);
 	return 0;
@@ -487,7 +499,7 @@ test_owners_expire(void)
 		return 1;
 	send_call_start(&r, 0); /* stopped below */
 	send_call_start(&r, 1); /* left to go idle */
-	pump(&r);
+	PUMP_UNTIL(&r, shards_owner(r.sh, call_id(1)) >= 0);
 	TEST_EQ(shards_owner(r.sh, call_id(0)), 0);
 	TEST_EQ(shards_owner(r.sh, call_id(1)), 1);
 	send_stop(&r, 0);
@@ -501,7 +513,7 @@ test_owners_expire(void)
 	/* Were call 1 still counted on shard 1, call 3 would go to 0. */
 	send_call_start(&r, 2);
 	send_call_start(&r, 3);
-	pump(&r);
+	PUMP_UNTIL(&r, shards_owner(r.sh, call_id(3)) >= 0);
 	TEST_EQ(shards_owner(r.sh, call_id(2)), 0);
 	TEST_EQ(shards_owner(r.sh, call_id(3)), 1);
 	rig_close(&r);
