@@ -5,10 +5,15 @@
  * CONNECTING, OPEN (connected, start, media until --seconds, DTMF and
  * mark echoes interleaved), STOPPED (stop sent, waiting --linger-ms for
  * the server to close), CLOSING (we close) and DONE. The tick decides
- * what is due; the WRITEABLE callback sends one due message at a time,
- * highest priority first, and asks for another callback while more is
- * due. Media time is counted in ticks from the tick the start went out,
- * so a late tick catches up instead of drifting.
+ * what is due and writes it, highest priority first. Media time is
+ * counted in ticks from the tick the start went out, so a late tick
+ * catches up instead of drifting.
+ *
+ * lws carries each ws:// call as a raw socket, and the WebSocket protocol
+ * on it is wsc's, which parses and masks a run of bytes at a time where
+ * lws 4.1's client takes one byte per call. wss:// calls keep lws's
+ * WebSocket client: lws 4.1 cannot start TLS on a raw client connection
+ * (it sets TLS up before the socket exists).
  */
 #include "sim.h"
 
@@ -26,6 +31,8 @@
 #include "gaps.h"
 #include "playout.h"
 #include "rxcheck.h"
+#include "wsc.h"
+#include "wsraw.h"
 
 #define TICK_US 20000
 /* With --spread, the shared tick runs this often and each call acts when
@@ -34,6 +41,8 @@
 #define TICK_MS 20
 /* A received message larger than this is not even parsed. */
 #define RX_MAX (4u << 20)
+/* A frame's header goes into the room lws's writes keep before data. */
+_Static_assert(LWS_PRE >= WSC_HDR_MAX, "no room for a frame header");
 /* Ticks made up at once after the process stalled; beyond, skipped. */
 #define MAX_CATCHUP 50
 /* A close we started that the server never completes is cut after this. */
@@ -67,6 +76,10 @@ struct call {
 	struct exomsg_call info;
 	struct log_call    lc;
 	struct call_result res;
+	struct wsc        *ws;
+	bool               req_sent; /* the upgrade request went out */
+	bool               close_sent; /* our close frame went out */
+	bool               drop; /* close the socket once this read is done */
 
 	uint64_t dial_tick, dial_us, start_tick, start_us, stop_us, close_us;
 	uint64_t play_tick;
@@ -86,7 +99,7 @@ struct call {
 	size_t   tx_cap;
 	uint8_t *pcm_le; /* one chunk of caller audio as PCM16LE */
 
-	char    *rx;
+	uint8_t *rx; /* wss://: the message lws hands over in parts */
 	size_t   rx_len, rx_cap;
 	bool     rx_binary, rx_overflow;
 	uint8_t *dec; /* decoded payloads */
@@ -111,6 +124,7 @@ struct sim {
 	struct sim_audio        audio;
 	struct evloop          *loop; /* owns ctx */
 	struct lws_context     *ctx;
+	bool                    raw; /* ws://: raw sockets and wsc */
 	lws_sorted_usec_list_t  sul;
 	uint64_t                t0;
 	uint64_t                t0_wall; /* wall_us() at t0 */
@@ -208,7 +222,7 @@ call_next(const struct call *c)
 	size_t d;
 
 	if (c->st == CS_CLOSING)
-		return IT_CLOSE;
+		return c->close_sent ? IT_NONE : IT_CLOSE;
 	if (c->st != CS_OPEN)
 		return IT_NONE;
 	if (!c->sent_connected)
@@ -328,6 +342,49 @@ call_sent(struct call *c, enum item it)
 	}
 }
 
+/* Frames and writes n bytes at p (with LWS_PRE bytes free before it).
+ * lws queues what the socket does not take. Returns 0, or -1 when the
+ * connection is to go. */
+static int
+ws_write(struct call *c, uint8_t *p, size_t n, int opcode)
+{
+	uint8_t mask[4];
+	size_t  h;
+
+	if (!c->sim->raw)
+		return lws_write(c->wsi, p, n, LWS_WRITE_TEXT) < (int)n ? -1
+		                                                        : 0;
+	lws_get_random(c->sim->ctx, mask, sizeof(mask));
+	h = wsc_frame(p, n, opcode, mask);
+	return lws_write(c->wsi, p - h, n + h, LWS_WRITE_RAW) < 0 ? -1 : 0;
+}
+
+/* A control frame (close, pong) with payload p[0..n), n <= 125. */
+static int
+ws_control(struct call *c, int opcode, const void *p, size_t n)
+{
+	uint8_t buf[LWS_PRE + 125];
+
+	memcpy(buf + LWS_PRE, p, n);
+	return ws_write(c, buf + LWS_PRE, n, opcode);
+}
+
+/* Starts or answers a close. Returns what the lws callback returns: over
+ * lws's WebSocket client, -1 has lws send the close frame. */
+static int
+ws_close(struct call *c, int code)
+{
+	uint8_t b[2] = { (uint8_t)(code >> 8), (uint8_t)code };
+
+	c->close_sent = true;
+	if (!c->sim->raw) {
+		lws_close_reason(c->wsi, (enum lws_close_status)code, NULL, 0);
+		return -1;
+	}
+	/* 1005 means "no code": it is never sent (RFC 6455 §7.4.1). */
+	return ws_control(c, WSRAW_CLOSE, b, code == 1005 ? 0 : 2);
+}
+
 /* Builds and writes message `it` (not IT_CLOSE). Returns 0, or -1 when
  * the connection is to go. */
 static int
@@ -351,12 +408,35 @@ call_send(struct call *c, enum item it)
 	}
 	LOGD(c->sim->lg, &c->lc, "call %zu: -> %s (%zu bytes)", c->idx,
 	    item_names[it], len);
-	if (lws_write(c->wsi, c->tx + LWS_PRE, len, LWS_WRITE_TEXT)
-	    < (int)len) {
+	if (ws_write(c, c->tx + LWS_PRE, len, WSRAW_TEXT)) {
 		LOGW(c->sim->lg, &c->lc, "call %zu: write failed", c->idx);
 		return -1;
 	}
 	call_sent(c, it);
+	return 0;
+}
+
+static void call_flush(struct call *c);
+
+/* The upgrade request, once lws has the connection (and its TLS). */
+static int
+call_request(struct call *c)
+{
+	struct sim *s = c->sim;
+	uint8_t     nonce[16];
+	size_t      n;
+
+	lws_get_random(s->ctx, nonce, sizeof(nonce));
+	n = wsc_request(c->ws, (char *)c->tx + LWS_PRE, c->tx_cap - LWS_PRE,
+	    s->host_hdr, s->o->path, s->auth_hdr[0] ? s->auth_hdr : NULL,
+	    nonce);
+	c->req_sent = true;
+	if (!n || lws_write(c->wsi, c->tx + LWS_PRE, n, LWS_WRITE_RAW) < 0) {
+		snprintf(c->res.error, sizeof(c->res.error), "%s",
+		    n ? "cannot send the upgrade request"
+		      : "upgrade request too long");
+		return -1;
+	}
 	return 0;
 }
 
@@ -365,6 +445,8 @@ call_writable(struct call *c)
 {
 	enum item it = call_next(c);
 
+	if (c->st == CS_CONNECTING)
+		return c->req_sent ? 0 : call_request(c);
 	if (it == IT_NONE)
 		return 0;
 	if (it == IT_CLOSE) {
@@ -375,13 +457,11 @@ call_writable(struct call *c)
 		}
 		c->st       = CS_CLOSING;
 		c->close_us = mono_us();
-		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-		return -1;
+		/* The server answers with its close frame, or the tick cuts
+		 * the connection after CLOSE_GRACE_US. */
+		return ws_close(c, LWS_CLOSE_STATUS_NORMAL);
 	}
-	if (call_send(c, it))
-		return -1;
-	if (call_next(c) != IT_NONE)
-		lws_callback_on_writable(c->wsi);
+	call_flush(c);
 	return 0;
 }
 
@@ -450,22 +530,25 @@ on_media(struct call *c, const uint8_t *pcm, size_t nbytes)
 		note_violations(c, 1u << RXV_LEAD_OVER_LIMIT);
 }
 
+/* wsc: a whole message; p NULL when it was over RX_MAX. */
 static void
-on_message(struct call *c)
+on_message(void *u, bool binary, const uint8_t *p, size_t len)
 {
+	struct call  *c   = u;
+	const char   *msg = (const char *)p;
 	struct rx_msg m;
 
 	c->res.messages_received++;
-	if (c->rx_overflow) {
+	if (!p) {
 		note_violations(c, 1u << RXV_MESSAGE_TOO_LARGE);
 		return;
 	}
-	if (c->rx_binary) {
+	if (binary) {
 		note_violations(c, 1u << RXV_BINARY_FRAME);
 		return;
 	}
-	if (rxcheck_text(c->rx, c->rx_len, c->info.stream_sid, c->res.rate,
-	        &c->dec, &c->dec_cap, &m)
+	if (rxcheck_text(msg, len, c->info.stream_sid, c->res.rate, &c->dec,
+	        &c->dec_cap, &m)
 	    != 0) {
 		LOGE(c->sim->lg, &c->lc, "call %zu: out of memory", c->idx);
 		free(m.mark_name);
@@ -482,8 +565,7 @@ on_message(struct call *c)
 		}
 	}
 	LOGD(c->sim->lg, &c->lc, "call %zu: <- %.*s%s", c->idx,
-	    (int)(c->rx_len < 160 ? c->rx_len : 160), c->rx,
-	    c->rx_len > 160 ? "..." : "");
+	    (int)(len < 160 ? len : 160), msg, len > 160 ? "..." : "");
 	switch (m.kind) {
 	case RX_MEDIA:
 		c->res.media_messages++;
@@ -510,39 +592,143 @@ on_message(struct call *c)
 	free(m.mark_name);
 }
 
+/* wsc: the response to the upgrade. */
 static void
-on_receive(struct call *c, const void *in, size_t len)
+on_response(void *u, int status)
+{
+	struct call *c = u;
+
+	if (status != 101) {
+		c->res.http_status = status;
+		snprintf(c->res.error, sizeof(c->res.error),
+		    "the upgrade was answered with HTTP %d", status);
+		c->drop = true;
+		return;
+	}
+	c->st            = CS_OPEN;
+	c->res.connected = true;
+	LOGI(c->sim->lg, &c->lc, "call %zu: connected to %s", c->idx,
+	    c->sim->o->url_shown);
+	lws_callback_on_writable(c->wsi);
+}
+
+static void
+on_ping(void *u, const uint8_t *p, size_t n)
+{
+	struct call *c = u;
+
+	if (!c->close_sent && ws_control(c, WSRAW_PONG, p, n))
+		c->drop = true;
+}
+
+static void
+note_server_close(struct call *c, int code, const char *reason, size_t n)
+{
+	if (c->res.closed_by)
+		return;
+	c->res.closed_by          = "server";
+	c->res.close_code         = code;
+	c->res.closed_before_stop = !c->sent_stop;
+	LOGI(c->sim->lg, &c->lc, "call %zu: server closed (%d%s%.*s)", c->idx,
+	    code, n ? ": " : "", (int)n, reason);
+}
+
+/* wsc: the server's close frame. It is answered (unless ours went
+ * first) and the socket closed, as lws's client did. */
+static void
+on_close(void *u, int code, const char *reason, size_t n)
+{
+	struct call *c = u;
+
+	note_server_close(c, code, reason, n);
+	if (!c->close_sent)
+		ws_close(c, code);
+	c->drop = true;
+}
+
+static const struct wsc_ops call_wsc_ops = {
+	.response = on_response,
+	.message  = on_message,
+	.ping     = on_ping,
+	.close    = on_close,
+};
+
+/* wss://: a part of a message from lws's WebSocket client. */
+static void
+tls_receive(struct call *c, const void *in, size_t len)
 {
 	if (c->rx_len == 0 && !c->rx_overflow)
 		c->rx_binary = lws_frame_is_binary(c->wsi);
-	if (!c->rx_overflow) {
-		if (c->rx_len + len > RX_MAX) {
+	if (c->rx_overflow || c->rx_len + len > RX_MAX) {
+		c->rx_overflow = true;
+	} else if (c->rx_len + len > c->rx_cap) {
+		size_t ncap = c->rx_cap ? c->rx_cap : 8192;
+		while (ncap < c->rx_len + len)
+			ncap *= 2;
+		uint8_t *nb = realloc(c->rx, ncap);
+		if (!nb)
 			c->rx_overflow = true;
-		} else {
-			if (c->rx_len + len + 1 > c->rx_cap) {
-				size_t ncap = c->rx_cap ? c->rx_cap : 8192;
-				while (ncap < c->rx_len + len + 1)
-					ncap *= 2;
-				char *nb = realloc(c->rx, ncap);
-				if (!nb) {
-					c->rx_overflow = true;
-					goto check_end;
-				}
-				c->rx     = nb;
-				c->rx_cap = ncap;
-			}
-			memcpy(c->rx + c->rx_len, in, len);
-			c->rx_len += len;
-			c->rx[c->rx_len] = '\0';
+		else {
+			c->rx     = nb;
+			c->rx_cap = ncap;
 		}
 	}
-check_end:
+	if (!c->rx_overflow) {
+		memcpy(c->rx + c->rx_len, in, len);
+		c->rx_len += len;
+	}
 	if (lws_is_final_fragment(c->wsi)
 	    && !lws_remaining_packet_payload(c->wsi)) {
-		on_message(c);
+		on_message(
+		    c, c->rx_binary, c->rx_overflow ? NULL : c->rx, c->rx_len);
 		c->rx_len      = 0;
 		c->rx_overflow = false;
 	}
+}
+
+/* The connection has ended, the call with it. */
+static void
+call_closed(struct call *c)
+{
+	c->wsi = NULL;
+	if (!c->res.connected) {
+		call_fail(c,
+		    c->res.error[0] ? c->res.error
+		                    : "connection closed before the upgrade");
+		return;
+	}
+	if (!c->res.closed_by) {
+		/* No close frame: the connection just ended. */
+		c->res.closed_by          = "server";
+		c->res.close_code         = 1006;
+		c->res.closed_before_stop = !c->sent_stop;
+	}
+	call_finish(c);
+}
+
+/* What the socket gave. Returns -1 when the connection is to go. */
+static int
+call_receive(struct call *c, const void *in, size_t len)
+{
+	int rv = wsc_feed(c->ws, in, len, &call_wsc_ops, c);
+
+	if (rv == WSC_OK)
+		return c->drop ? -1 : 0;
+	if (c->st == CS_CONNECTING) {
+		snprintf(c->res.error, sizeof(c->res.error), "upgrade: %s",
+		    wsc_error(c->ws));
+		return -1;
+	}
+	LOGW(c->sim->lg, &c->lc, "call %zu: protocol error: %s", c->idx,
+	    wsc_error(c->ws));
+	if (!c->res.closed_by) {
+		c->res.closed_by          = "client";
+		c->res.close_code         = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+		c->res.closed_before_stop = !c->sent_stop;
+	}
+	if (!c->close_sent)
+		ws_close(c, LWS_CLOSE_STATUS_PROTOCOL_ERR);
+	return -1;
 }
 
 static void
@@ -610,6 +796,8 @@ call_dial(struct call *c)
 	ci.port    = o->port;
 	ci.path    = o->path;
 	ci.host    = s->host_hdr;
+	if (s->raw)
+		ci.method = "RAW"; /* the WebSocket on it is wsc's */
 	if (o->tls) {
 		ci.ssl_connection = LCCSCF_USE_SSL;
 		if (o->insecure)
@@ -619,11 +807,11 @@ call_dial(struct call *c)
 		ci.alpn = "http/1.1";
 	}
 	/* Exotel asks for no subprotocol; bind our handler by name. */
-	ci.protocol            = NULL;
 	ci.local_protocol_name = "exoplex-call";
 	ci.opaque_user_data    = c;
 	ci.pwsi                = &c->wsi;
 	c->st                  = CS_CONNECTING;
+	c->req_sent            = false;
 	c->dial_us             = mono_us();
 	LOGD(s->lg, &c->lc, "call %zu: dialling %s", c->idx, o->url_shown);
 	if (!lws_client_connect_via_info(&ci) && c->st != CS_DONE) {
@@ -763,9 +951,23 @@ sim_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	struct call *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 
-	if (!c)
+	if (!c || c->st == CS_DONE)
 		return 0;
 	switch (reason) {
+	/* ws:// (raw). Connected: the request goes out from the writeable
+	 * callback. */
+	case LWS_CALLBACK_RAW_CONNECTED:
+		lws_callback_on_writable(wsi);
+		break;
+	case LWS_CALLBACK_RAW_RX:
+		return call_receive(c, in, len);
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		return call_writable(c);
+	case LWS_CALLBACK_RAW_CLOSE:
+		call_closed(c);
+		break;
+
+	/* wss:// (lws's WebSocket client) */
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
 		char **p = in;
 		if (!c->sim->auth_hdr[0])
@@ -777,54 +979,38 @@ sim_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		c->st            = CS_OPEN;
-		c->res.connected = true;
-		LOGI(c->sim->lg, &c->lc, "call %zu: connected to %s", c->idx,
-		    c->sim->o->url_shown);
-		lws_callback_on_writable(wsi);
+		on_response(c, 101);
 		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		tls_receive(c, in, len);
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return call_writable(c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+		const uint8_t *b = in;
+		note_server_close(c,
+		    len >= 2 ? (b[0] << 8) | b[1] : LWS_CLOSE_STATUS_NOSTATUS,
+		    len > 2 ? (const char *)b + 2 : "", len > 2 ? len - 2 : 0);
+		break;
+	}
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		call_closed(c);
+		break;
+
+	/* both */
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-		int status = lws_http_client_http_response(wsi);
+		int status
+		    = c->sim->raw ? 0 : lws_http_client_http_response(wsi);
 		if (status > 0 && status != 101)
 			c->res.http_status = status;
 		c->wsi = NULL;
 		if (!c->res.error[0])
 			snprintf(c->res.error, sizeof(c->res.error), "%.*s",
 			    in ? (int)len : 0, in ? (const char *)in : "");
-		if (!c->res.error[0])
-			snprintf(c->res.error, sizeof(c->res.error),
-			    "connection failed");
-		call_fail(c, c->res.error);
+		call_fail(
+		    c, c->res.error[0] ? c->res.error : "connection failed");
 		break;
 	}
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		on_receive(c, in, len);
-		break;
-	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		return call_writable(c);
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (!c->res.closed_by) {
-			const uint8_t *b          = in;
-			c->res.closed_by          = "server";
-			c->res.close_code         = len >= 2
-			            ? (b[0] << 8) | b[1]
-			            : LWS_CLOSE_STATUS_NOSTATUS;
-			c->res.closed_before_stop = !c->sent_stop;
-			LOGI(c->sim->lg, &c->lc,
-			    "call %zu: server closed (%d)", c->idx,
-			    c->res.close_code);
-		}
-		break;
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		if (!c->res.closed_by) {
-			/* No close frame: the connection just ended. */
-			c->res.closed_by          = "server";
-			c->res.close_code         = 1006;
-			c->res.closed_before_stop = !c->sent_stop;
-		}
-		c->wsi = NULL;
-		call_finish(c);
-		break;
 	default:
 		break;
 	}
@@ -877,6 +1063,8 @@ call_init(struct sim *s, struct call *c, size_t idx, uint64_t *rng)
 	if (o->spread && s->ncalls > 1)
 		c->phase_us = (uint64_t)TICK_US * idx / s->ncalls;
 	c->tx_cap = LWS_PRE + exomsg_media_cap(&c->info, s->chunk * 2) + 4096;
+	if (wsc_alloc(&c->ws, RX_MAX) != 0)
+		return ENOMEM;
 	c->tx     = malloc(c->tx_cap);
 	c->pcm_le = malloc(s->chunk * 2);
 	c->frame  = malloc(s->frame * sizeof(*c->frame));
@@ -897,6 +1085,7 @@ call_free(struct call *c)
 	free(c->tx);
 	free(c->pcm_le);
 	free(c->rx);
+	wsc_free(c->ws);
 	free(c->dec);
 	free(c->s16);
 	playout_free(c->po);
@@ -923,6 +1112,7 @@ sim_alloc(struct sim **out, const struct call_opts *o, const struct log *lg,
 	s->frame  = (size_t)o->rate / 50;
 	s->chunk  = (size_t)o->rate * (size_t)o->chunk_ms / 1000;
 	s->ncalls = (size_t)o->calls;
+	s->raw    = !o->tls;
 	s->calls  = calloc(s->ncalls, sizeof(*s->calls));
 	if (!s->calls)
 		goto fail;
