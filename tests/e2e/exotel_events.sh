@@ -63,9 +63,8 @@ want_metric "$ADM_E" "$DTMF_IN" -eq 3
 wait_metric "$ADM_I" 'exoplex_calls_ended_total{reason="stopped"}' -ge 1 5
 
 # c. Capacity: one call holds the only slot; a second start is refused.
-# exoplex-call runs on libwebsockets 4.1, whose client turns close codes
-# 1012-1015 into 1002 before anyone sees them, so the refused start is
-# made by exoplex-abuse (start_only), which reads the code as sent.
+# The refused start is made by exoplex-abuse (start_only), which sends a
+# start and nothing after it and reads the close code as sent.
 before=$(plex_stat '["sessions_started"]')
 spawn c_call "$BIN/exoplex-call" --url "$URL" --seconds 5 --tone 1000 \
 	--expect-hz 1000 --expect-tolerance 0.02 --expect-min-seconds 3 \

@@ -115,6 +115,18 @@ wait_srv
 has "$TMP/linger.json" '"closed_by":"client"' '"close_code":1000'
 has "$TMP/srv.out" '"stop_reason":"stopped"'
 
+# A server that pings after every mark and closes with 1013: each ping is
+# answered with its payload (the server checks), and the code is reported
+# as sent (lws 4.1's client made 1012-1015 into 1002; ws:// calls no longer
+# run on it).
+start_srv --ping --close-code 1013
+"$CALL" --url "ws://127.0.0.1:$PORT/exotel" --seconds 1.5 --tone 1000 \
+	--expect-closed-by server --expect-close-code 1013 \
+	>"$TMP/ping.json" 2>"$TMP/ping.err" || fail "ping: exit $?"
+wait_srv
+pongs=$(sed -n 's/.*"pongs":\([0-9]*\).*/\1/p' "$TMP/srv.out")
+[ "${pongs:-0}" -ge 5 ] || fail "ping: ${pongs:-no} pongs: $(cat "$TMP/srv.out")"
+
 # wss://, when openssl can make a certificate: once trusting it through
 # --ca (full verification, the name is 127.0.0.1), once with --insecure.
 if command -v openssl >/dev/null 2>&1 &&

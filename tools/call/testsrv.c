@@ -8,6 +8,8 @@
  *   echo: plays the caller's audio back in 100 ms messages of whole
  *         frames, with a mark after each message and an optional clear;
  *   bad:  sends one of each malformed message exoplex-call must flag.
+ * --ping sends a ping after every mark and checks each pong carries its
+ * payload back; --close-code ends the call with another code than 1000.
  * It serves --conns connections, then prints one JSON line of what it
  * saw and exits 0 when everything it checked was right, 1 otherwise.
  */
@@ -29,7 +31,7 @@
 struct outmsg {
 	char  *data; /* LWS_PRE + payload */
 	size_t len;
-	bool   binary;
+	int    wp; /* LWS_WRITE_TEXT, _BINARY or _PING */
 };
 
 struct conn {
@@ -45,7 +47,7 @@ struct conn {
 	size_t        pcm_len, pcm_cap;
 	struct outmsg q[MAXQ];
 	size_t        qh, qn;
-	unsigned      marks_sent, marks_back, dtmf;
+	unsigned      marks_sent, marks_back, dtmf, pings, pongs;
 	char          digits[64];
 	uint64_t      start_us;
 	uint64_t      first_media_us, last_media_us, max_gap_us;
@@ -62,6 +64,8 @@ struct srv {
 	int                    clear_at_ms;
 	int                    conns_left;
 	bool                   close_on_stop;
+	bool                   ping;
+	int                    close_code;
 	int                    errors;
 	char                   first_error[256];
 	struct conn           *conns[1024]; /* open connections */
@@ -81,7 +85,7 @@ srv_error(struct srv *s, const char *fmt, const char *arg)
 }
 
 static void
-enqueue(struct conn *c, const char *data, size_t len, bool binary)
+enqueue(struct conn *c, const char *data, size_t len, int wp)
 {
 	if (c->qn - c->qh == MAXQ) {
 		srv_error(c->srv, "%s", "send queue full");
@@ -93,7 +97,7 @@ enqueue(struct conn *c, const char *data, size_t len, bool binary)
 		return;
 	memcpy(m->data + LWS_PRE, data, len);
 	m->len    = len;
-	m->binary = binary;
+	m->wp     = wp;
 	c->qn++;
 	lws_callback_on_writable(c->wsi);
 }
@@ -101,7 +105,7 @@ enqueue(struct conn *c, const char *data, size_t len, bool binary)
 static void
 enqueue_str(struct conn *c, const char *s)
 {
-	enqueue(c, s, strlen(s), false);
+	enqueue(c, s, strlen(s), LWS_WRITE_TEXT);
 }
 
 static void
@@ -158,7 +162,7 @@ send_bad(struct conn *c)
 	send_media(c, odd, 321, c->sid); /* partial_frame */
 	send_media(c, odd, 320, "nope"); /* stream_sid_mismatch */
 	send_media(c, odd, 320, NULL); /* tolerated, noted */
-	enqueue(c, "\x01\x02", 2, true); /* binary_frame */
+	enqueue(c, "\x01\x02", 2, LWS_WRITE_BINARY); /* binary_frame */
 	snprintf(msg, sizeof(msg),
 	    "{\"event\":\"mark\",\"stream_sid\":\"%s\",\"mark\":{}}", c->sid);
 	enqueue_str(c, msg); /* missing_mark_name */
@@ -337,6 +341,10 @@ conn_tick(struct conn *c)
 		    "\"name\":\"m%u\"}}",
 		    c->sid, ++c->marks_sent);
 		enqueue_str(c, mk);
+		if (s->ping) {
+			snprintf(mk, sizeof(mk), "p%u", ++c->pings);
+			enqueue(c, mk, strlen(mk), LWS_WRITE_PING);
+		}
 	}
 	if (s->clear_at_ms >= 0 && !c->cleared
 	    && mono_us() - c->start_us >= (uint64_t)s->clear_at_ms * 1000) {
@@ -392,6 +400,15 @@ srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 				break;
 			}
 		break;
+	case LWS_CALLBACK_RECEIVE_PONG: {
+		char want[16];
+		snprintf(want, sizeof(want), "p%u", c->pongs + 1);
+		if (len != strlen(want) || memcmp(in, want, len))
+			srv_error(
+			    s, "%s", "a pong without its ping's payload");
+		c->pongs++;
+		break;
+	}
 	case LWS_CALLBACK_RECEIVE:
 		if (lws_frame_is_binary(wsi)) {
 			srv_error(s, "%s", "client sent a binary frame");
@@ -417,7 +434,7 @@ srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			struct outmsg *m = &c->q[c->qh++ % MAXQ];
 			int            w = lws_write(wsi,
 			               (unsigned char *)m->data + LWS_PRE, m->len,
-                            m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+			               (enum lws_write_protocol)m->wp);
 			free(m->data);
 			if (w < (int)m->len)
 				return -1;
@@ -426,8 +443,8 @@ srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			break;
 		}
 		if (c->done) {
-			lws_close_reason(
-			    wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+			lws_close_reason(wsi,
+			    (enum lws_close_status)s->close_code, NULL, 0);
 			return -1;
 		}
 		break;
@@ -468,6 +485,7 @@ main(int argc, char **argv)
 	s.clear_at_ms   = -1;
 	s.conns_left    = 1;
 	s.close_on_stop = true;
+	s.close_code    = LWS_CLOSE_STATUS_NORMAL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mode") && i + 1 < argc)
 			s.mode = argv[++i];
@@ -485,10 +503,15 @@ main(int argc, char **argv)
 			s.auth = argv[++i];
 		else if (!strcmp(argv[i], "--no-close"))
 			s.close_on_stop = false;
+		else if (!strcmp(argv[i], "--ping"))
+			s.ping = true;
+		else if (!strcmp(argv[i], "--close-code") && i + 1 < argc)
+			s.close_code = atoi(argv[++i]);
 		else {
 			fprintf(stderr,
 			    "usage: %s [--mode echo|bad] [--clear-at-ms MS] "
-			    "[--conns N] [--port P] [--no-close] "
+			    "[--conns N] [--port P] [--no-close] [--ping] "
+			    "[--close-code N] "
 			    "[--tls-cert PEM --tls-key PEM] "
 			    "[--auth 'Basic ...']\n",
 			    argv[0]);
@@ -524,11 +547,12 @@ main(int argc, char **argv)
 	printf("{\"errors\":%d,\"first_error\":\"%s\",\"start\":%s,"
 	       "\"media\":%u,\"rate\":%d,\"marks_sent\":%u,\"marks_back\":%u,"
 	       "\"dtmf\":\"%s\",\"stop\":%s,\"stop_reason\":\"%s\","
-	       "\"media_span_ms\":%.1f,\"max_gap_ms\":%.1f,\"refused\":%u}\n",
+	       "\"media_span_ms\":%.1f,\"max_gap_ms\":%.1f,\"refused\":%u,"
+	       "\"pings\":%u,\"pongs\":%u}\n",
 	    s.errors, s.first_error, r->got_start ? "true" : "false", r->media,
 	    r->rate, r->marks_sent, r->marks_back, r->digits,
 	    r->got_stop ? "true" : "false", r->stop_reason,
 	    (double)(r->last_media_us - r->first_media_us) / 1000.0,
-	    (double)r->max_gap_us / 1000.0, s.refused);
+	    (double)r->max_gap_us / 1000.0, s.refused, r->pings, r->pongs);
 	return s.errors ? 1 : 0;
 }
