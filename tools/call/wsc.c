@@ -254,6 +254,8 @@ header_feed(struct wsc *w, const uint8_t **p, size_t *n)
 static int
 msg_append(struct wsc *w, const uint8_t *p, size_t n)
 {
+	if (!n) /* a header that ended a read: no payload yet */
+		return WSC_OK;
 	if (w->msg_len + n > w->msg_cap) {
 		size_t ncap = w->msg_cap ? w->msg_cap : 4096;
 		while (ncap < w->msg_len + n)
