@@ -125,7 +125,7 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ARGS='$(FUZZ_ARGS)' fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
-FUZZ_TARGETS ?= exotel auth base64 ppframe oggdemux tcall sttmsg persona config bus
+FUZZ_TARGETS ?= exotel auth base64 ppframe oggdemux tcall sttmsg persona config bus wsc
 
 soak: build
 	BIN=$(abspath $(BUILD))/bin SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CALLS=$(SOAK_CALLS) \

@@ -97,6 +97,32 @@ for k, v in {"handshake": b"\x01\x00", "audio": b"\x01\x01OggS\x00\x02", "text":
     put("ppframe", k, v)
 
 
+# ---- a WebSocket server's bytes to exoplex-call (byte 0 bit 0: a 101 first)
+def wsf(b0, payload):
+    n = len(payload)
+    if n < 126:
+        hdr = bytes([b0, n])
+    elif n < 65536:
+        hdr = bytes([b0, 126]) + struct.pack(">H", n)
+    else:
+        hdr = bytes([b0, 127]) + struct.pack(">Q", n)
+    return hdr + payload
+
+
+media = json.dumps({"event": "media", "stream_sid": "S1",
+                    "media": {"payload": base64.b64encode(tone(8000, 100)).decode()}}).encode()
+for k, v in {"messages": b"\x01" + wsf(0x81, media) + wsf(0x81, b'{"event":"mark"}') + wsf(0x88, b"\x03\xe8bye"),
+             "fragments-ping": b"\x03" + wsf(0x01, b"ab") + wsf(0x89, b"p") + wsf(0x80, b"cd") + wsf(0x8a, b""),
+             "too-large": b"\x05" + wsf(0x82, bytes(400)) + wsf(0x81, b"ok"),
+             "close-1013": b"\x07" + wsf(0x88, b"\x03\xf5try later"),
+             "masked": b"\x01" + bytes([0x81, 0x81, 1, 2, 3, 4, 5]),
+             "refused": b"\x00HTTP/1.1 401 Unauthorized\r\n\r\n" + wsf(0x81, b"x"),
+             "bad-accept": b"\x00HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           b"Sec-WebSocket-Accept: nope\r\n\r\n",
+             "empty": b"\x01"}.items():
+    put("wsc", k, v)
+
+
 # ---- Ogg Opus (opusenc) ----------------------------------------------------
 def opus_file(ms):
     with tempfile.TemporaryDirectory() as t:

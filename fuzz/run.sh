@@ -17,7 +17,7 @@ set -u
 cd "$(dirname "$0")/.."
 B=${1:?usage: fuzz/run.sh BUILD_DIR [TARGET...]}
 shift
-TARGETS=${*:-exotel auth base64 ppframe oggdemux tcall sttmsg persona config bus}
+TARGETS=${*:-exotel auth base64 ppframe oggdemux tcall sttmsg persona config bus wsc}
 LIMIT=()
 if [ -n "${FUZZ_RUNS:-}" ]; then
 	LIMIT+=(-runs="$FUZZ_RUNS")

@@ -301,8 +301,9 @@ frame_end(struct wsc *w, const struct wsc_ops *ops, void *u)
 		return;
 	if (w->msg_big)
 		ops->message(u, w->msg_binary, NULL, (size_t)w->msg_size);
-	else
-		ops->message(u, w->msg_binary, w->msg, w->msg_len);
+	else /* never NULL: that means too large */
+		ops->message(u, w->msg_binary,
+		    w->msg ? w->msg : (const uint8_t *)"", w->msg_len);
 	w->msg_len = 0;
 }
 

@@ -292,6 +292,8 @@ test_frames_any_split(void)
 	n += frame(buf + n, 0x82, big, sizeof(big)); /* 64-bit length */
 	n += frame(buf + n, 0x02, big, 20000); /* a long one in parts */
 	n += frame(buf + n, 0x80, big + 20000, 50000);
+	n += frame(buf + n, 0x01, "", 0); /* empty, in two parts */
+	n += frame(buf + n, 0x80, "", 0);
 	n += frame(buf + n, 0x88,
 	    "\x03\xe8"
 	    "bye",
@@ -299,7 +301,7 @@ test_frames_any_split(void)
 	n += frame(buf + n, 0x81, "after", 5); /* after the close: ignored */
 	snprintf(want, sizeof(want),
 	    "T:one|B:300/%08x|P:pi|T:fragments|T:|B:70000/%08x|"
-	    "B:70000/%08x|C1000:bye|",
+	    "B:70000/%08x|T:|C1000:bye|",
 	    fnv(big, 300), fnv(big, sizeof(big)), fnv(big, sizeof(big)));
 
 	static const size_t steps[] = { 0, 1, 2, 3, 5, 13, 127, 4096 };
@@ -316,11 +318,14 @@ test_frames_any_split(void)
 	struct rec  r;
 	struct wsc *w = opened(&r, 100000);
 	TEST_ASSERT(w);
-	size_t small = frame(buf, 0x81, "one", 3);
+	/* First, an empty message in two parts: no buffer needed yet. */
+	size_t small = frame(buf, 0x01, "", 0);
+	small += frame(buf + small, 0x80, "", 0);
+	small += frame(buf + small, 0x81, "one", 3);
 	small += frame(buf + small, 0x81, "two", 3);
 	small += frame(buf + small, 0x88, "", 0);
 	TEST_EQ(feed(w, &r, buf, small, 0), WSC_OK);
-	TEST_STREQ(r.log, "T:one|T:two|C1005:|");
+	TEST_STREQ(r.log, "T:|T:one|T:two|C1005:|");
 	TEST_EQ(r.in_place, 2);
 	wsc_free(w);
 	return 0;
