@@ -114,8 +114,10 @@ frame(uint8_t *out, int b0, const void *p, size_t n)
 }
 
 /* A connection past its upgrade, with max message max. */
+/* A connection that has sent its upgrade request (the RFC's nonce), with
+ * max message max and an empty log. */
 static struct wsc *
-opened(struct rec *r, size_t max)
+requested(struct rec *r, size_t max)
 {
 	struct wsc *w;
 	char        req[512];
@@ -124,6 +126,16 @@ opened(struct rec *r, size_t max)
 	if (wsc_alloc(&w, max) != 0)
 		return NULL;
 	wsc_request(w, req, sizeof(req), "h", "/", NULL, nonce);
+	return w;
+}
+
+static struct wsc *
+opened(struct rec *r, size_t max)
+{
+	struct wsc *w = requested(r, max);
+
+	if (!w)
+		return NULL;
 	if (wsc_feed(w, (const uint8_t *)ok101, strlen(ok101), &ops, r)
 	    != WSC_OK) {
 		wsc_free(w);
@@ -196,11 +208,9 @@ test_upgrade_then_frame(void)
 	memcpy(buf, ok101, n);
 	n += frame(buf + n, 0x81, "hello", 5);
 	for (size_t step = 0; step <= 7; step++) {
-		struct rec  r = { 0 };
-		struct wsc *w;
-		char        req[512];
-		TEST_EQ(wsc_alloc(&w, 100), 0);
-		wsc_request(w, req, sizeof(req), "h", "/", NULL, nonce);
+		struct rec  r;
+		struct wsc *w = requested(&r, 100);
+		TEST_ASSERT(w);
 		TEST_EQ(feed(w, &r, buf, n, step), WSC_OK);
 		TEST_STREQ(r.log, "R101|T:hello|");
 		wsc_free(w);
@@ -224,16 +234,13 @@ test_upgrade_refused(void)
 		"Upgraded\r\nSec-WebSocket-Accept: "
 		"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
 	};
-	struct rec  r = { 0 };
+	struct rec  r;
 	struct wsc *w;
-	char        req[512];
 	uint8_t     buf[512];
 	size_t      n;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		memset(&r, 0, sizeof(r));
-		TEST_EQ(wsc_alloc(&w, 100), 0);
-		wsc_request(w, req, sizeof(req), "h", "/", NULL, nonce);
+		TEST_ASSERT(w = requested(&r, 100));
 		TEST_EQ(
 		    feed(w, &r, (const uint8_t *)bad[i], strlen(bad[i]), 0),
 		    WSC_E_UPGRADE);
@@ -243,9 +250,7 @@ test_upgrade_refused(void)
 	}
 
 	/* Another status is reported; what follows is not parsed. */
-	memset(&r, 0, sizeof(r));
-	TEST_EQ(wsc_alloc(&w, 100), 0);
-	wsc_request(w, req, sizeof(req), "h", "/", NULL, nonce);
+	TEST_ASSERT(w = requested(&r, 100));
 	n = (size_t)snprintf((char *)buf, sizeof(buf),
 	    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\n");
 	n += frame(buf + n, 0x81, "x", 1);
@@ -254,12 +259,11 @@ test_upgrade_refused(void)
 	wsc_free(w);
 
 	/* Not HTTP, and headers that never end. */
-	memset(&r, 0, sizeof(r));
-	TEST_EQ(wsc_alloc(&w, 100), 0);
+	TEST_ASSERT(w = requested(&r, 100));
 	TEST_EQ(feed(w, &r, (const uint8_t *)"SSH-2.0-x\r\n\r\n", 13, 0),
 	    WSC_E_HTTP);
 	wsc_free(w);
-	TEST_EQ(wsc_alloc(&w, 100), 0);
+	TEST_ASSERT(w = requested(&r, 100));
 	memset(buf, 'a', sizeof(buf));
 	memcpy(buf, "HTTP/1.1 101 OK\r\nX: ", 20);
 	int rv = WSC_OK;
