@@ -71,6 +71,7 @@ struct bus {
 	struct metric *out[KINDS + 1], *in[KINDS + 1], *dropped[KINDS + 1];
 	struct metric *age[KINDS + 1]; /* audio kinds only; else NULL */
 	struct metric *msgs_out, *msgs_in, *bad, *peer_g, *refused;
+	struct metric *transit; /* sent_us to received, per Envelope */
 };
 
 static int
@@ -198,6 +199,11 @@ register_metrics(struct bus *b)
 	b->msgs_in = metrics_counter(m, "bus_messages_total",
 	    "NNG messages (Envelopes) sent and received.", l);
 	snprintf(l, sizeof(l), "link=\"%s\"", b->link);
+	b->transit = metrics_histogram(m, "bus_transit_microseconds",
+	    "Envelopes' time from their sender's send (sent_us) to this "
+	    "process taking them off the link: NNG's queues and this "
+	    "process's own delay in reading, by link.",
+	    l, age_bounds, sizeof(age_bounds) / sizeof(age_bounds[0]));
 	b->bad = metrics_counter(m, "bus_bad_messages_total",
 	    "Received messages that were not a valid Envelope.", l);
 	b->refused = metrics_counter(m, "bus_control_refused_total",
@@ -768,6 +774,11 @@ recv_with(struct bus *b, ProtobufCAllocator *al, Exo__Envelope **env)
 		if (e && !al)
 			exo__envelope__free_unpacked(e, NULL);
 		return EPROTO;
+	}
+	if (e->sent_us) {
+		uint64_t now = wall_us();
+		metric_observe(b->transit,
+		    now > e->sent_us ? (int64_t)(now - e->sent_us) : 0);
 	}
 	*env = e;
 	return 0;

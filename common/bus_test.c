@@ -182,6 +182,9 @@ test_batch_roundtrip(void)
 	TEST_ASSERT(strstr(txt, "exoplex_bus_frame_age_microseconds_count{"
 				"link=\"t\",kind=\"caller_audio\"} 30"));
 	TEST_ASSERT(!strstr(txt, "kind=\"call_stop\",le="));
+	/* Both Envelopes' transit, each end's, on this one host's clock. */
+	TEST_ASSERT(strstr(txt, "exoplex_bus_transit_microseconds_count{"
+				"link=\"t\"} 2"));
 	free(txt);
 	pair_close(&p);
 	return 0;
