@@ -304,6 +304,12 @@ loop_calls(const struct loop *l)
 	return strmap_count(l->calls);
 }
 
+bool
+loop_has_call(const struct loop *l, const char *call_id)
+{
+	return call_id && strmap_get(l->calls, call_id) != NULL;
+}
+
 static void
 on_page(
     void *arg, uint32_t session, const uint8_t *page, size_t n, bool header)

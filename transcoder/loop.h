@@ -89,5 +89,7 @@ void loop_ingress_lost(struct loop *l, uint64_t since_us);
 size_t loop_orphans(struct loop *l, uint64_t now_us);
 
 size_t loop_calls(const struct loop *l);
+/* Whether the loop holds a pipeline for call_id. */
+bool loop_has_call(const struct loop *l, const char *call_id);
 
 #endif

@@ -26,6 +26,7 @@
 #define ENV_SPARES 4 /* received Envelopes' arenas kept for reuse */
 #define ENV_SPARE_CAP (256u << 10) /* and the largest kept */
 #define OWNER_SLACK_US (10 * 1000000ull) /* see owner_old */
+#define PUBLISH_US 1000 /* shards_opts.publish_us's default: the bus hold */
 
 /* A received Envelope in its own arena, which goes back to the shards'
  * spares when the last of its frames is handled. */
@@ -43,6 +44,7 @@ struct item {
 	struct envref    *ref;
 	uint64_t          lost_us;
 	bool              from_egress;
+	bool              done; /* shard_work's: handled ahead of its turn */
 };
 
 struct items {
@@ -229,13 +231,106 @@ shard_handle(struct shard *sh, const struct item *it)
 	envref_put(it->ref);
 }
 
+/* Moves the shard's output to its outbox and wakes the bus thread. Call
+ * with sh->mu held. */
+static void
+shard_publish(struct shard *sh)
+{
+	uint64_t one = 1;
+
+	if (sh->local.len == 0)
+		return;
+	if (outbuf_reserve(&sh->outbox, sh->local.len) == 0) {
+		memcpy(
+		    sh->outbox.p + sh->outbox.len, sh->local.p, sh->local.len);
+		sh->outbox.len += sh->local.len;
+	}
+	sh->local.len = 0;
+	if (write(sh->s->evfd, &one, sizeof(one)) < 0) {
+		/* The counter is saturated: a wake is due anyway. */
+	}
+}
+
+/* Whether it may be handled ahead of ingress frames that came before it:
+ * a downlink page for a call this shard holds. Such a page decodes in a
+ * tenth of the time caller audio takes to encode, and the two links'
+ * order relative to each other was never defined (the bus thread drains
+ * one link, then the other); a call's control frames keep their place. */
+static bool
+may_jump(struct shard *sh, const struct item *it)
+{
+	return it->from_egress && it->f
+	    && it->f->body_case == EXO__FRAME__BODY_DOWNLINK_OGG
+	    && loop_has_call(sh->loop, it->f->call_id);
+}
+
+/* The egress frame it: handled now if it may jump and none before it in
+ * this batch was kept back (each link keeps its order); else false. */
+static bool
+jump(struct shard *sh, struct item *it, bool *held)
+{
+	if (!it->from_egress)
+		return false;
+	if (*held || !may_jump(sh, it)) {
+		*held = true;
+		return false;
+	}
+	shard_handle(sh, it);
+	return true;
+}
+
+/* Handles work, taken from the inbox: downlink pages first (may_jump),
+ * then the rest in order. During a long batch (a burst, or the host
+ * stalled this thread) the output goes to the bus thread at least every
+ * publish_us, and what arrived meanwhile is taken too, its downlink pages
+ * handled at once. late is a spare array for that, left empty. */
+static void
+shard_work(struct shard *sh, struct items *work, struct items *late)
+{
+	uint64_t     published = mono_us();
+	bool         held      = false;
+	struct items tmp;
+
+	for (size_t i = 0; i < work->n; i++)
+		work->v[i].done = jump(sh, &work->v[i], &held);
+	for (size_t i = 0; i < work->n; i++) {
+		if (work->v[i].done)
+			continue;
+		shard_handle(sh, &work->v[i]);
+		if (i + 1 == work->n
+		    || mono_us() - published < sh->s->o.publish_us)
+			continue;
+		pthread_mutex_lock(&sh->mu);
+		shard_publish(sh);
+		tmp       = sh->inbox;
+		sh->inbox = *late;
+		*late     = tmp;
+		pthread_mutex_unlock(&sh->mu);
+		for (size_t k = 0; k < late->n; k++) {
+			struct item *it = &late->v[k];
+			if (jump(sh, it, &held))
+				continue;
+			it->done = false;
+			if (items_push(work, it) == 0)
+				continue;
+			/* Out of memory: dropped, as dispatch would. */
+			if (it->f)
+				envref_put(it->ref);
+		}
+		late->n   = 0;
+		published = mono_us();
+		/* Under a sustained overload this batch may not end soon. */
+		loop_housekeeping(sh->loop, published);
+	}
+	work->n = 0;
+}
+
 static void *
 shard_main(void *arg)
 {
 	struct shard   *sh   = arg;
-	struct items    work = { 0 }, tmp;
+	struct items    work = { 0 }, late = { 0 }, tmp;
 	struct timespec ts;
-	uint64_t        one = 1;
 
 	pthread_mutex_lock(&sh->mu);
 	for (;;) {
@@ -256,27 +351,15 @@ shard_main(void *arg)
 		work      = tmp;
 		pthread_mutex_unlock(&sh->mu);
 
-		for (size_t i = 0; i < work.n; i++)
-			shard_handle(sh, &work.v[i]);
-		work.n = 0;
+		shard_work(sh, &work, &late);
 		loop_housekeeping(sh->loop, mono_us());
 
 		pthread_mutex_lock(&sh->mu);
-		if (sh->local.len) {
-			if (outbuf_reserve(&sh->outbox, sh->local.len) == 0) {
-				memcpy(sh->outbox.p + sh->outbox.len,
-				    sh->local.p, sh->local.len);
-				sh->outbox.len += sh->local.len;
-			}
-			sh->local.len = 0;
-			if (write(sh->s->evfd, &one, sizeof(one)) < 0) {
-				/* The counter is saturated: a wake is due
-				 * anyway. */
-			}
-		}
+		shard_publish(sh);
 	}
 	pthread_mutex_unlock(&sh->mu);
 	free(work.v);
+	free(late.v);
 	return NULL;
 }
 
@@ -443,6 +526,8 @@ shards_alloc(struct shards **out, const struct shards_opts *o)
 		return ENOMEM;
 	s->o    = *o;
 	s->evfd = -1;
+	if (s->o.publish_us == 0)
+		s->o.publish_us = PUBLISH_US;
 	/* As loop_alloc's default. */
 	s->owner_keep_us = (o->loop.idle_s ? o->loop.idle_s : 60) * 1000000ull
 	    + OWNER_SLACK_US;

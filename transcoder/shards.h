@@ -10,7 +10,10 @@
  * order on one thread), and sends
  * what the shards produce; a shard never touches a bus. A shard's output
  * is packed once on its thread and repacked by bus_send on the bus
- * thread. An eventfd wakes the bus thread when a shard has output.
+ * thread. An eventfd wakes the bus thread when a shard has output: at
+ * the end of a batch and, in a long one, every publish_us. A shard
+ * decodes the downlink pages it holds before the caller audio taken with
+ * them (each link keeps its own order).
  *
  * shards_free stops and joins the threads and frees every call; it does
  * not own the buses, the log, the metrics or the admin server.
@@ -29,6 +32,10 @@ struct shards_opts {
 	 * the calling thread serves (send must be NULL). */
 	struct loop_opts loop;
 	unsigned         n; /* threads, 1..SHARDS_MAX */
+	/* A shard hands what it has produced to the bus thread when it
+	 * has handled what it took, and during a longer batch (a burst, or
+	 * the host stalled it) at least this often. 0: 1000. */
+	unsigned publish_us;
 };
 
 #define SHARDS_MAX 64

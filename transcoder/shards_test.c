@@ -77,12 +77,16 @@ call_index(const char *id)
 	return -1;
 }
 
+static unsigned publish_us; /* shards_opts.publish_us for rig_open */
+
+/* Opens the rig with n shards and forgets what earlier tests saw. */
 static int
 rig_open_idle(struct rig *r, unsigned n, unsigned idle_s)
 {
 	struct bus_opts bo;
 
 	memset(r, 0, sizeof(*r));
+	memset(seen, 0, sizeof(seen));
 	log_init(&r->lg, "shards_test", "text", "error");
 	TEST_EQ(metrics_alloc(&r->m, "exoplex_"), 0);
 	bo = (struct bus_opts) { .link = "transcoder",
@@ -106,6 +110,7 @@ rig_open_idle(struct rig *r, unsigned n, unsigned idle_s)
 	}
 	TEST_ASSERT(bus_peers(r->tx_in) && bus_peers(r->tx_eg));
 	struct shards_opts so = { .n = n,
+		.publish_us          = publish_us,
 		.loop                = { .log  = &r->lg,
 		                   .metrics    = r->m,
 		                   .ingress    = r->tx_in,
@@ -293,24 +298,32 @@ send_audio(struct rig *r, int i, size_t k0)
 	bus_send(r->ingress, &f);
 }
 
-/* A call's uplink pages so far, back as one downlink frame. */
+/* Ogg bytes to call i as one downlink frame of session 1. */
 static void
-send_back(struct rig *r, int i)
+send_downlink(struct rig *r, int i, const uint8_t *data, size_t len)
 {
-	Exo__Frame   f = EXO__FRAME__INIT;
-	Exo__Ogg     o = EXO__OGG__INIT;
-	struct seen *s = &seen[i];
+	Exo__Frame f = EXO__FRAME__INIT;
+	Exo__Ogg   o = EXO__OGG__INIT;
 
 	o.session      = 1;
-	o.data.data    = s->ogg + s->ogg_sent;
-	o.data.len     = s->ogg_len - s->ogg_sent;
+	o.data.data    = (uint8_t *)data;
+	o.data.len     = len;
 	f.call_id      = (char *)call_id(i);
 	f.seq          = ++seq_egr;
 	f.ts_us        = wall_us();
 	f.body_case    = EXO__FRAME__BODY_DOWNLINK_OGG;
 	f.downlink_ogg = &o;
-	s->ogg_sent    = s->ogg_len;
 	bus_send(r->egress, &f);
+}
+
+/* A call's uplink pages so far, back as one downlink frame. */
+static void
+send_back(struct rig *r, int i)
+{
+	struct seen *s = &seen[i];
+
+	send_downlink(r, i, s->ogg + s->ogg_sent, s->ogg_len - s->ogg_sent);
+	s->ogg_sent = s->ogg_len;
 }
 
 static int64_t
@@ -325,9 +338,12 @@ test_many_calls(void)
 {
 	static struct rig r;
 
-	memset(seen, 0, sizeof(seen));
+	/* Every frame's output handed over on its own (a frame takes far
+	 * longer than 1 µs): order and completeness must survive. */
+	publish_us = 1;
 	if (rig_open(&r, 3))
 		return 1;
+	publish_us = 0;
 	/* Call 1's session is ready before its call starts: its first frame
 	 * gives it a shard (0, all being empty), and its call_start must
 	 * follow it there, although shard 0 is no longer the emptiest by
@@ -402,7 +418,6 @@ test_unknown_and_stop(void)
 {
 	static struct rig r;
 
-	memset(seen, 0, sizeof(seen));
 	if (rig_open(&r, 2))
 		return 1;
 	send_audio(&r, 0, 0);
@@ -419,6 +434,49 @@ test_unknown_and_stop(void)
 	bus_flush(r.ingress);
 	bus_flush(r.egress);
 	shards_turn(r.sh, 5);
+	rig_close(&r);
+	return 0;
+}
+
+/* Downlink pages go ahead of the caller audio a shard took with them,
+ * but never ahead of their call's call_start: a page for a call that
+ * starts in the same batch is decoded after it, not dropped and answered
+ * with announce. */
+static int
+test_downlink_waits_for_its_call(void)
+{
+	static struct rig r;
+
+	if (rig_open(&r, 1))
+		return 1;
+	send_call_start(&r, 0);
+	send_ready(&r, 0);
+	PUMP_UNTIL(&r, seen[0].headers == 2);
+	for (size_t k = 0; k < 25; k++)
+		send_audio(&r, 0, k * FR);
+	PUMP_UNTIL(&r, seen[0].pages >= 2 + 24);
+	TEST_ASSERT(seen[0].pages >= 2 + 24);
+
+	/* Call 1's start, call 0's audio, and call 0's stream played to
+	 * call 1 and to call 0, in one batch (nap: all of it queued before
+	 * the shard's turn). */
+	send_call_start(&r, 1);
+	for (size_t k = 25; k < 50; k++)
+		send_audio(&r, 0, k * FR);
+	send_downlink(&r, 1, seen[0].ogg, seen[0].ogg_len);
+	send_back(&r, 0);
+	bus_flush(r.ingress);
+	bus_flush(r.egress);
+	nap();
+	PUMP_UNTIL(&r,
+	    seen[1].pcm_len >= 20 * FR && seen[0].pcm_len >= 20 * FR
+	        && seen[0].pages >= 2 + 49);
+	TEST_EQ(seen[1].announces, 0);
+	TEST_ASSERT(seen[1].pcm_len >= 20 * FR);
+	TEST_ASSERT(seen[0].pcm_len >= 20 * FR);
+	TEST_ASSERT(seen[0].pages >= 2 + 49);
+	TEST_EQ(seen[0].seq_gaps, 0);
+	TEST_EQ(seen[1].seq_gaps, 0);
 	rig_close(&r);
 	return 0;
 }
@@ -444,7 +502,6 @@ test_least_loaded(void)
 	int               n = 0, stopped = 0;
 	unsigned          per[2] = { 0 };
 
-	memset(seen, 0, sizeof(seen));
 	if (rig_open(&r, 2))
 		return 1;
 	for (int k = 0; n < 26; k++) {
@@ -494,7 +551,6 @@ test_owners_expire(void)
 	static struct rig r;
 	uint64_t          end;
 
-	memset(seen, 0, sizeof(seen));
 	if (rig_open_idle(&r, 2, 1))
 		return 1;
 	send_call_start(&r, 0); /* stopped below */
@@ -535,4 +591,5 @@ test_bad_opts(void)
 }
 
 TEST_MAIN(TEST(test_many_calls), TEST(test_least_loaded),
-    TEST(test_owners_expire), TEST(test_unknown_and_stop), TEST(test_bad_opts))
+    TEST(test_owners_expire), TEST(test_unknown_and_stop),
+    TEST(test_downlink_waits_for_its_call), TEST(test_bad_opts))
