@@ -133,11 +133,9 @@ soak: build
 
 BENCH_BUILD ?= build-bench
 BENCH_ARGS ?=
-# -DEXOPLEX_WERROR=OFF: GCC 12 at -O3 warns falsely (dangling-pointer) in
-# tools/tap/tapfmt_test.c.
 bench: deps
 	[ -f $(BENCH_BUILD)/CMakeCache.txt ] || cmake -S . -B $(BENCH_BUILD) \
-		-DCMAKE_BUILD_TYPE=Release -DEXOPLEX_WERROR=OFF $(CMAKE_FLAGS)
+		-DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
 	BIN=$(abspath $(BENCH_BUILD))/bin bench/run.sh $(BENCH_ARGS)
 

@@ -74,8 +74,8 @@ hdr(const char *spec, const char *want)
 	    = webhook_headers_parse(spec, buf, sizeof(buf), err, sizeof(err));
 
 	if (rc || strcmp(buf, want)) {
-		fprintf(stderr, "  '%s': rc %d (%s), got '%s'\n", spec, rc,
-		    err, buf);
+		fprintf(stderr, "  '%s': rc %d (%s), got '%s'\n",
+		    spec ? spec : "(null)", rc, err, buf);
 		return 1;
 	}
 	return 0;
@@ -89,8 +89,8 @@ hdr_bad(const char *spec, const char *in_err)
 	    = webhook_headers_parse(spec, buf, sizeof(buf), err, sizeof(err));
 
 	if (rc != EINVAL || !strstr(err, in_err)) {
-		fprintf(stderr, "  '%s': rc %d, err '%s', wanted '%s'\n", spec,
-		    rc, err, in_err);
+		fprintf(stderr, "  '%s': rc %d, err '%s', wanted '%s'\n",
+		    spec ? spec : "(null)", rc, err, in_err);
 		return 1;
 	}
 	return 0;
