@@ -113,7 +113,6 @@ frame(uint8_t *out, int b0, const void *p, size_t n)
 	return h + n;
 }
 
-/* A connection past its upgrade, with max message max. */
 /* A connection that has sent its upgrade request (the RFC's nonce), with
  * max message max and an empty log. */
 static struct wsc *
@@ -129,6 +128,7 @@ requested(struct rec *r, size_t max)
 	return w;
 }
 
+/* A connection past its upgrade, with max message max and an empty log. */
 static struct wsc *
 opened(struct rec *r, size_t max)
 {
