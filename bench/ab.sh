@@ -31,7 +31,7 @@ for round in $(seq "${ROUNDS:-2}"); do
 			[ $mode = spread ] && args=--spread
 			name=$v-$mode-$round
 			BIN=$bin BENCH_CALL_ARGS=$args "$HERE/run.sh" \
-				--no-floor --sweep none --calls "${CALLS:-100}" \
+				--no-floor --no-spread --sweep none --calls "${CALLS:-100}" \
 				--seconds "${SECONDS_PER_RUN:-15}" \
 				--profiles "${PROFILE:-default}" \
 				--out "$OUT/$name" --name r >"$OUT/$name.log" 2>&1

@@ -19,6 +19,7 @@ TRIO = ["ingress", "transcoder", "egress"]
 LOST_MAX_S = float(os.environ.get("BENCH_LOST_MAX_S", "1.5"))
 UNDERRUN_MAX_MS = float(os.environ.get("BENCH_UNDERRUN_MAX_MS", "200"))
 LAT_MAX_MS = float(os.environ.get("BENCH_LAT_MAX_MS", "50"))
+BACKLOG_P50_MS = float(os.environ.get("BENCH_BACKLOG_P50_MS", "50"))
 
 # Latency per direction, from the bus's arrival-age histograms:
 # (name, process whose /metrics has it, link, kind, meaning)
@@ -123,6 +124,39 @@ def sum_metric(m, name, want):
         if n == name and all(l.get(a) == x for a, x in want.items()):
             t += v
     return t
+
+
+def judge(s, n, rc, lat):
+    """Why a run of n calls is not clean (empty: clean): s is
+    exoplex-call's summary, rc its exit code, lat the run's latency."""
+    why = []
+    if not s:
+        why.append("no summary")
+    else:
+        if s.get("calls_connected", 0) != n:
+            why.append("%s of %d connected" % (s.get("calls_connected"), n))
+        if s.get("violations", 0):
+            why.append("%d violations" % s["violations"])
+        sent = s.get("seconds_sent", 0) / max(1, s.get("calls", n))
+        if s.get("min_seconds_received", 0) < sent - LOST_MAX_S:
+            why.append("a call heard %.2f s of %.2f s" %
+                       (s.get("min_seconds_received", 0), sent))
+        if s.get("rms_dbfs", 0) < -50:
+            why.append("silence heard (median %.1f dBFS)" % s["rms_dbfs"])
+        if s.get("underrun_ms", 0) / n > UNDERRUN_MAX_MS:
+            why.append("underruns %.0f ms per call" %
+                       (s.get("underrun_ms", 0) / n))
+    # The audio above cannot show a backlog toward PersonaPlex: the
+    # shards decode its voice first, so the caller hears it on time while
+    # the caller's own audio queues for up to a second. A median frame
+    # past this age is a trio that does not keep up, not a stall.
+    for d in ("up", "down"):
+        p50 = lat.get(d, {}).get("p50_ms")
+        if p50 is not None and p50 > BACKLOG_P50_MS:
+            why.append("backlog: %s p50 %.0f ms" % (d, p50))
+    if rc not in (0, 1):
+        why.append("exoplex-call exit %d" % rc)
+    return why
 
 
 def run(d):
@@ -249,25 +283,7 @@ def run(d):
             "dominant_hz", "rms_dbfs", "gaps", "gap_ms", "notes"]
     r["call_summary"] = {k: s.get(k) for k in keep if k in s}
     r["call_exit"] = rc
-    why = []
-    if not s:
-        why.append("no summary")
-    else:
-        if s.get("calls_connected", 0) != n:
-            why.append("%s of %d connected" % (s.get("calls_connected"), n))
-        if s.get("violations", 0):
-            why.append("%d violations" % s["violations"])
-        sent = s.get("seconds_sent", 0) / max(1, s.get("calls", n))
-        if s.get("min_seconds_received", 0) < sent - LOST_MAX_S:
-            why.append("a call heard %.2f s of %.2f s" %
-                       (s.get("min_seconds_received", 0), sent))
-        if s.get("rms_dbfs", 0) < -50:
-            why.append("silence heard (median %.1f dBFS)" % s["rms_dbfs"])
-        if s.get("underrun_ms", 0) / n > UNDERRUN_MAX_MS:
-            why.append("underruns %.0f ms per call" %
-                       (s.get("underrun_ms", 0) / n))
-    if rc not in (0, 1):
-        why.append("exoplex-call exit %d" % rc)
+    why = judge(s, n, rc, r["latency"])
     r["clean"] = not why
     r["broken_because"] = why
     return r
@@ -391,6 +407,13 @@ def final(tmp, base):
         })
         if spm and best:
             summ[prof]["clean_to_probe_calls"] = best / (cores * 1000 / spm)
+        spread = [(k, r) for k, r in runs.items()
+                  if k.startswith("spread-%s-" % prof)]
+        if spread:
+            k, r = spread[0]
+            summ[prof]["spread_run"] = k
+            summ[prof]["spread_latency"] = r["latency"]
+            summ[prof]["spread_clean"] = r["clean"]
     res["summary"] = summ
     with open(base + ".json", "w") as f:
         json.dump(res, f, indent=1)
@@ -456,7 +479,7 @@ def markdown(res):
 
     def key(k):
         w = k.split("-")
-        return (w[0] != "load", w[1], int(w[2]))
+        return ({"load": 0, "spread": 1}.get(w[0], 2), w[1], int(w[2]))
     for k in sorted(res["runs"], key=key):
         r = res["runs"][k]
         c = r["cpu"]
@@ -516,6 +539,15 @@ def markdown(res):
         o.append("  Of those, the most whose p99 latency stayed within %g ms "
                  "each way: %d.\n" % (s["p99_bound_ms"],
                                       s["most_clean_calls_p99_within"]))
+        if s.get("spread_latency"):
+            lt = s["spread_latency"]
+            o.append("  With the calls' phases spread (%s, %s): up p50/p99 "
+                     "%s / %s ms, down %s / %s ms.\n" % (
+                         s["spread_run"],
+                         "clean" if s["spread_clean"] else "not clean",
+                         fmt(lt["up"]["p50_ms"]), fmt(lt["up"]["p99_ms"]),
+                         fmt(lt["down"]["p50_ms"]),
+                         fmt(lt["down"]["p99_ms"])))
         if s.get("probe_ms_per_call_s") or s.get("probe_calls"):
             o.append("  Against the floor probed during the runs (same "
                      "moments): load run's floor %s ms/call-s, trio = %s x; "

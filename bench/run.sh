@@ -10,7 +10,10 @@
 #      call-second of every process from /proc/<pid>/stat over the steady
 #      window, RSS per call, the frames' age on arrival at each hop (bus
 #      histograms in /metrics), NNG messages per frame, allocations;
-#   3. a sweep of N until calls break, for the default settings and the
+#   3. the same load with the calls' 20 ms phases spread (--spread), as
+#      independent real calls' are: the latency a deployment sees (the
+#      load run and the sweep send every call on one tick, the worst case);
+#   4. a sweep of N until calls break, for the default settings and the
 #      density profile.
 # During every window exoplex-bench-floor --probe measures the floor
 # again, on the calls' own audio, every PROBE_MS: this VM's speed swings
@@ -24,7 +27,8 @@
 #
 # Usage: bench/run.sh [--calls N] [--seconds S] [--sweep "25 50 ..."|none]
 #            [--sweep-seconds S] [--profiles "default density"]
-#            [--no-floor] [--out DIR] [--name NAME] [--count-allocs]
+#            [--no-floor] [--no-spread] [--out DIR] [--name NAME]
+#            [--count-allocs]
 # BENCH_CALL_ARGS adds exoplex-call options (e.g. --spread: the calls'
 # 20 ms phases spread as independent real calls' are; by default all
 # calls send on the same boundary, one burst per 20 ms).
@@ -46,6 +50,7 @@ SWEEP="25 50 100 200 300 400 500 600 800"
 SWEEP_SECS=20
 PROFILES="default density"
 FLOOR=1
+SPREAD=1
 OUT=$HERE/results
 NAME=$(date +%Y-%m-%d)-$(hostname -s)
 COUNT_ALLOCS=0
@@ -62,7 +67,10 @@ BENCH_DEFAULT_ENV=${BENCH_DEFAULT_ENV:-}
 BENCH_DENSITY_ENV=${BENCH_DENSITY_ENV:-EXOPLEX_OPUS_RATE=call EXOPLEX_OPUS_COMPLEXITY=0 EXOPLEX_OPUS_FRAMES_PER_PAGE=4}
 # A call is clean when it has no violations, heard at least the audio it
 # sent less this (pipeline delay, ramp), and its underruns after the first
-# audio stay under this many ms on average per call.
+# audio stay under this many ms on average per call; a run is clean when
+# also the frames' median age each way stays within BENCH_BACKLOG_P50_MS
+# (50; report.py): the caller hears PersonaPlex's voice on time even while
+# the caller's own audio queues toward it, which no call's audio shows.
 LOST_MAX_S=${BENCH_LOST_MAX_S:-1.5}
 UNDERRUN_MAX_MS=${BENCH_UNDERRUN_MAX_MS:-200}
 
@@ -74,6 +82,7 @@ while [ $# -gt 0 ]; do
 	--sweep-seconds) SWEEP_SECS=$2; shift ;;
 	--profiles) PROFILES=$2; shift ;;
 	--no-floor) FLOOR=0 ;;
+	--no-spread) SPREAD=0 ;;
 	--out) OUT=$2; shift ;;
 	--name) NAME=$2; shift ;;
 	--count-allocs) COUNT_ALLOCS=1 ;;
@@ -149,10 +158,10 @@ sample() {
 
 declare -A PID_OF ADM
 
-# load_run DIR PROFILE N S: one run of N calls with a steady window of S
-# seconds; everything lands in DIR.
+# load_run DIR PROFILE N S [ARGS]: one run of N calls with a steady window
+# of S seconds, ARGS added to exoplex-call's; everything lands in DIR.
 load_run() {
-	local d=$1 profile=$2 n=$3 s=$4 envs base adm ramp_ms settle total urls p
+	local d=$1 profile=$2 n=$3 s=$4 extra=${5:-} envs base adm ramp_ms settle total urls p
 	local probe_args=() e
 	mkdir -p "$d"
 	unset 'PID_OF[probe]'
@@ -224,7 +233,7 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')"
 	$PEER_NICE "$BIN/exoplex-call" --url "ws://127.0.0.1:$lp/exotel?sample-rate=8000" \
 		--rate 8000 --calls "$n" --ramp-ms "$ramp_ms" --seconds "$total" \
 		--signal speech --seed 1 --linger-ms 3000 --connect-timeout-ms 20000 \
-		${BENCH_CALL_ARGS:-} \
+		${BENCH_CALL_ARGS:-} $extra \
 		>"$d/call.json" 2>"$d/call.log" &
 	PID_OF[call]=$!; PIDS+=($!)
 	local cpid=$!
@@ -278,6 +287,11 @@ for prof in $PROFILES; do
 	quiet_note
 	log "load: $prof, $CALLS calls, ${SECS} s window"
 	load_run "$RUNS/load-$prof-$CALLS" "$prof" "$CALLS" "$SECS" || log "load run failed"
+	[ $SPREAD = 1 ] || continue
+	quiet_note
+	log "load: $prof, $CALLS calls, phases spread, ${SECS} s window"
+	load_run "$RUNS/spread-$prof-$CALLS" "$prof" "$CALLS" "$SECS" --spread ||
+		log "spread load run failed"
 done
 # sweep_one PROFILE N: one sweep point; true if every call was clean.
 sweep_one() {
@@ -291,8 +305,9 @@ for prof in $PROFILES; do
 	for n in $SWEEP; do
 		if sweep_one "$prof" "$n"; then good=$n; else bad=$n; break; fi
 	done
-	# Two halvings between the last clean and the first broken count.
-	for _ in 1 2; do
+	# Up to three halvings between the last clean and the first broken
+	# count, down to steps of 10 calls.
+	for _ in 1 2 3; do
 		[ -n "$bad" ] && [ "$good" -gt 0 ] || break
 		mid=$(((good + bad) / 20 * 10))
 		[ "$mid" -gt "$good" ] && [ "$mid" -lt "$bad" ] || break

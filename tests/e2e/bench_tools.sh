@@ -4,7 +4,8 @@
 # (1) exoplex-bench-floor: the floor's JSON has every stage; --probe runs
 # stretches until SIGTERM and reports them; bad options are refused.
 # (2) bench/report.py: on made-up runs, the summary takes the most clean
-# calls, the most within the p99 bound, and the ratios to both floors.
+# calls, the most within the p99 bound, and the ratios to both floors;
+# a run's verdict counts a backlog in the frames' median age.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -92,5 +93,19 @@ assert abs(s["trio_to_floor"] - 1.2) < 1e-9, s
 assert abs(s["trio_to_probe"] - 12.0 / 9.6) < 1e-9, s
 assert s["sweep_probe_ms_per_call_s"] == 10.0, s  # the median of three
 assert abs(s["probe_calls"] - r.os.cpu_count() * 100) < 1e-6, s
+
+# A run whose calls all heard their audio is still not clean when the
+# frames' median age shows a backlog one way (the uplink's, as after
+# the shards decode PersonaPlex's pages first); no frames, no verdict.
+ok = {"calls": 10, "calls_connected": 10, "violations": 0,
+      "seconds_sent": 300, "min_seconds_received": 30, "rms_dbfs": -20,
+      "underrun_ms": 0}
+lat = lambda up, down: {"up": {"p50_ms": up}, "down": {"p50_ms": down}}
+assert r.judge(ok, 10, 0, lat(3.0, 2.0)) == [], "quick run judged broken"
+assert r.judge(ok, 10, 0, lat(None, None)) == [], "no frames judged broken"
+why = r.judge(ok, 10, 0, lat(435.0, 4.0))
+assert why == ["backlog: up p50 435 ms"], why
+why = r.judge(dict(ok, min_seconds_received=20), 10, 0, lat(3.0, 60.0))
+assert len(why) == 2 and why[1] == "backlog: down p50 60 ms", why
 PY
-echo "PASS bench tools: the floor, the probe and the report's summary"
+echo "PASS bench tools: the floor, the probe, the report's summary and its verdict"
