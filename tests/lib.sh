@@ -68,6 +68,21 @@ pid_of() {
 	done
 }
 
+# stacks PID: every thread's stack, for the log of a process that overran
+# its stop (gdb when the machine has it; through valgrind's gdbserver when
+# the process runs under valgrind).
+stacks() {
+	local remote=()
+	command -v gdb >/dev/null || return 0
+	grep -q valgrind "/proc/$1/cmdline" 2>/dev/null &&
+		remote=(-ex "target remote | vgdb --pid=$1")
+	if [ ${#remote[@]} = 0 ]; then
+		remote=(-p "$1")
+	fi
+	timeout 60 gdb -batch -nx "${remote[@]}" -ex "thread apply all bt 12" 2>&1 |
+		grep -E '^(Thread|#)' | head -200
+}
+
 # json_get JSON_FILE EXPR: python expression over `d` (the parsed file).
 json_get() {
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"

@@ -6,7 +6,12 @@
 # stand-ins running natively. A short call goes through the whole path
 # (audio both ways, caller transcripts, webhooks), then each of the trio
 # gets SIGTERM and must exit 0 within 90 s: memcheck's exit code is 99
-# for any memory error or definite leak, whose report is printed.
+# for any memory error or definite leak, whose report is printed. A
+# process that overruns its stop has its threads' stacks printed (gdb
+# through valgrind's gdbserver): one CI run saw the transcoder, its calls
+# over, not exit in 90 s with no log line saying why. --fair-sched=yes:
+# valgrind runs one thread at a time, and its default lock does not
+# guarantee a waiting thread its turn.
 # Skipped (77) without valgrind or when the programs were built with a
 # sanitizer (valgrind cannot run those).
 . "$(dirname "$0")/../lib.sh"
@@ -30,7 +35,7 @@ for n in ingress transcoder egress; do
 	rm "$T/vgbin/exoplex-$n"
 	cat >"$T/vgbin/exoplex-$n" <<SH
 #!/bin/sh
-exec valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite \
+exec valgrind --tool=memcheck --fair-sched=yes --leak-check=full --show-leak-kinds=definite \
 	--errors-for-leak-kinds=definite --error-exitcode=99 --num-callers=30 \
 	--suppressions=$SUPP --log-file=$T/vg-$n.log "$REAL/exoplex-$n" "\$@"
 SH
@@ -73,6 +78,7 @@ for n in ingress transcoder egress; do
 	done
 	if kill -0 "$p" 2>/dev/null; then
 		log "$n (pid $p) still runs 90 s after SIGTERM"
+		stacks "$p"
 		fail=1
 		continue
 	fi

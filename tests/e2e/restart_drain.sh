@@ -20,11 +20,7 @@ wait_exit() {
 	while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
 	if kill -0 "$p" 2>/dev/null; then
 		log "$1 still runs $2 s later"
-		# Where it is stuck, for the log (gdb when the machine has it).
-		command -v gdb >/dev/null &&
-			gdb -p "$p" -batch -ex "thread apply 1 bt" \
-				-ex "thread apply all bt 8" 2>&1 |
-			grep -E '^(Thread|#)' | head -150
+		stacks "$p"
 		return 1
 	fi
 	wait "$p"
