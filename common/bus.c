@@ -29,6 +29,7 @@
 /* Frame kinds are the oneof's field numbers 16..(16 + KINDS - 1). */
 #define KIND_BASE 16
 #define KINDS 17
+#define HOLD_LATE_US 20000 /* audio a frame late: see hold_adapt */
 
 static const char *kind_names[KINDS] = {
 	"call_start", "caller_audio", "uplink_ogg", "downlink_ogg",
@@ -43,6 +44,7 @@ struct entry {
 	uint8_t kind;    /* index into kind_names, or KINDS for unknown */
 	uint8_t audio;   /* droppable */
 	uint8_t dropped;
+	uint32_t age_us; /* audio: its age (now - ts_us) when queued */
 };
 
 struct bus {
@@ -61,6 +63,8 @@ struct bus {
 	struct entry *ents; /* FIFO: ents[head .. head + n) */
 	size_t ent_head, ent_n, ent_cap;
 	uint64_t last_send_us; /* when bus_flush last sent a message */
+	uint64_t calm_since_us; /* last late audio sent, or hold halved */
+	unsigned hold_us; /* now: o.hold_us .. o.hold_max_us (stretch) */
 	size_t audio_n; /* live audio entries queued */
 	size_t control_n;
 
@@ -72,6 +76,7 @@ struct bus {
 	struct metric *age[KINDS + 1]; /* audio kinds only; else NULL */
 	struct metric *msgs_out, *msgs_in, *bad, *peer_g, *refused;
 	struct metric *transit; /* sent_us to received, per Envelope */
+	struct metric *hold_g;
 };
 
 static int
@@ -204,6 +209,11 @@ register_metrics(struct bus *b)
 	    "process taking them off the link: NNG's queues and this "
 	    "process's own delay in reading, by link.",
 	    l, age_bounds, sizeof(age_bounds) / sizeof(age_bounds[0]));
+	b->hold_g = metrics_gauge(m, "bus_hold_microseconds",
+	    "How long the link holds frames back to share a message: "
+	    "EXOPLEX_BUS_HOLD_US, stretched toward EXOPLEX_BUS_HOLD_MAX_US "
+	    "while the audio it sends is already late.",
+	    l);
 	b->bad = metrics_counter(m, "bus_bad_messages_total",
 	    "Received messages that were not a valid Envelope.", l);
 	b->refused = metrics_counter(m, "bus_control_refused_total",
@@ -364,7 +374,13 @@ bus_open(struct bus **out, const struct bus_opts *o)
 		b->o.control_max = 8192;
 	if (!b->o.msg_max)
 		b->o.msg_max = 1u << 20;
+	if (b->o.hold_max_us < b->o.hold_us)
+		b->o.hold_max_us = b->o.hold_us;
+	if (!b->o.hold_calm_us)
+		b->o.hold_calm_us = 1000000;
+	b->hold_us = b->o.hold_us;
 	register_metrics(b);
+	metric_set(b->hold_g, b->hold_us);
 	/* A turn's Envelope at 100 calls unpacks into ~50 kB; the limit
 	 * covers the largest message (msg_max) with room. */
 	if ((rv = arena_alloc(&b->rx, 64u << 10, 16u << 20)) != 0)
@@ -491,6 +507,7 @@ bus_meta(const Exo__Frame *f, struct bus_meta *m)
 	m->call = hash64(f->call_id);
 	m->kind = (uint8_t) kind_index(f);
 	m->audio = bus_droppable(f);
+	m->ts_us = f->ts_us;
 }
 
 /* bus_send and bus_send_packed: queues the frame f packs to, or the flen
@@ -542,6 +559,13 @@ enqueue(struct bus *b, const struct bus_meta *m, const Exo__Frame *f,
 	}
 	struct entry e = { .off = b->arena_len, .call = h, .kind = (uint8_t) k,
 		.audio = audio };
+	if (audio && m->ts_us && b->o.hold_max_us > b->o.hold_us) {
+		now = wall_us();
+		if (now > m->ts_us)
+			e.age_us = now - m->ts_us > UINT32_MAX
+			    ? UINT32_MAX
+			    : (uint32_t)(now - m->ts_us);
+	}
 	uint8_t *p = b->arena + b->arena_len;
 	p[0] = (4 << 3) | 2; /* Envelope.frames, length-delimited */
 	size_t hl = 1 + put_varint(p + 1, flen);
@@ -616,20 +640,46 @@ bus_due_us(const struct bus *b)
 {
 	uint64_t now;
 
-	if (b->ent_n == 0 || b->o.hold_us == 0 ||
-	    b->arena_len >= b->o.msg_max / 2)
+	if (b->ent_n == 0 || b->hold_us == 0
+	    || b->arena_len >= b->o.msg_max / 2)
 		return -1;
 	now = mono_us();
-	if (now - b->last_send_us >= b->o.hold_us)
+	if (now - b->last_send_us >= b->hold_us)
 		return -1; /* not held: goes at the next flush, or waits for
 			    * the peer (then no wake-up would help) */
-	return (int64_t) (b->last_send_us + b->o.hold_us - now);
+	return (int64_t)(b->last_send_us + b->hold_us - now);
+}
+
+/* After a message, sent at now, whose oldest audio frame was age old
+ * when queued (its wait here aside): when audio already comes late
+ * (HOLD_LATE_US), this process or one before it is short of CPU, and a
+ * message costs thread wake-ups on both sides, so the hold doubles, up
+ * to hold_max_us; after each hold_calm_us with no late audio it halves
+ * back toward hold_us (not at the first timely message: within a burst
+ * of late frames, the first ones are timely). A held frame waits a few
+ * ms more, a late one much less than the queues that made it late. */
+static void
+hold_adapt(struct bus *b, uint32_t age, uint64_t now)
+{
+	unsigned h = b->hold_us;
+
+	if (age >= HOLD_LATE_US) {
+		h = h * 2 < b->o.hold_max_us ? h * 2 : b->o.hold_max_us;
+		b->calm_since_us = now;
+	} else if (h > b->o.hold_us
+	    && now - b->calm_since_us >= b->o.hold_calm_us) {
+		h = h / 2 > b->o.hold_us ? h / 2 : b->o.hold_us;
+		b->calm_since_us = now;
+	}
+	if (h != b->hold_us)
+		metric_set(b->hold_g, h);
+	b->hold_us = h;
 }
 
 size_t
 bus_flush(struct bus *b)
 {
-	if (b->o.hold_us && bus_due_us(b) > 0)
+	if (b->hold_us && bus_due_us(b) > 0)
 		return bus_pending(b);
 	while (b->ent_n) {
 		uint8_t hdr[64];
@@ -688,12 +738,18 @@ bus_flush(struct bus *b)
 			break; /* keep it queued; try again next turn */
 		}
 		metric_inc(b->msgs_out);
-		if (b->o.hold_us)
-			b->last_send_us = mono_us();
+		uint32_t age = 0;
 		for (size_t i = 0; i < n; i++) {
 			struct entry *e = ent_at(b, i);
-			if (!e->dropped)
-				metric_inc(b->out[e->kind]);
+			if (e->dropped)
+				continue;
+			metric_inc(b->out[e->kind]);
+			if (e->age_us > age)
+				age = e->age_us;
+		}
+		if (b->o.hold_us) {
+			b->last_send_us = mono_us();
+			hold_adapt(b, age, b->last_send_us);
 		}
 		consume(b, n);
 	}

@@ -11,7 +11,8 @@
  * quiet spell goes at once; those that follow it within hold_us wait for
  * the end of it), so frames still share messages (each NNG message costs
  * thread wake-ups on both sides), and bus_due_us tells the owner when to
- * flush again. If the peer is absent or slow the
+ * flush again. While the audio it sends is already late, the hold
+ * stretches toward hold_max_us (bus_opts). If the peer is absent or slow the
  * frames stay queued: audio frames (caller/playback audio, non-header Ogg)
  * at most audio_max per call, the oldest dropped and counted; control
  * frames at most control_max in all, past which bus_send refuses, logs and
@@ -23,7 +24,8 @@
  *   {link,kind}, exoplex_bus_messages_total{link,dir},
  *   exoplex_bus_bad_messages_total{link}, exoplex_bus_peer_connected{link},
  *   and (by bus_count_in) the histogram exoplex_bus_frame_age_microseconds
- *   {link,kind} of audio frames' age on arrival (now - ts_us).
+ *   {link,kind} of audio frames' age on arrival (now - ts_us), and the
+ *   gauge exoplex_bus_hold_microseconds{link}, the hold now.
  *
  * Tap: for debugging a live system, a bus can also publish a copy of every
  * Envelope it sends and receives, unchanged, on an NNG pub socket (by
@@ -60,6 +62,13 @@ struct bus_opts {
 	size_t          control_max; /* 0 = 8192 frames */
 	size_t          msg_max; /* bytes per NNG message; 0 = 1 MiB */
 	unsigned        hold_us; /* 0: bus_flush sends at once */
+	/* While the audio a message carries is already a frame (20 ms)
+	 * late, the hold doubles up to this: fewer messages, so fewer
+	 * wake-ups, when CPU is short. It halves back after each
+	 * hold_calm_us (0: 1 s) with no late audio. Below hold_us (0 too):
+	 * the hold stays hold_us. */
+	unsigned hold_max_us;
+	unsigned hold_calm_us;
 	/* Tap: NULL = the environment variable EXOPLEX_BUS_TAP; "", "0",
 	 * "off", "no", "false" = no tap; "1", "on", "yes", "true" =
 	 * ipc://<dir>/tap-<self>-<link>.sock, dir being the ipc:// link's
@@ -96,6 +105,7 @@ struct bus_meta {
 	uint64_t call; /* hash of call_id */
 	uint8_t  kind;
 	bool     audio; /* bus_droppable */
+	uint64_t ts_us; /* the frame's ts_us */
 };
 
 /* Fills *m for f; a pure function, callable from any thread. */

@@ -12,6 +12,7 @@
 
 #include "arena.h"
 #include "bus.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "test.h"
@@ -58,9 +59,11 @@ wait_peer(struct bus *x)
 	return bus_peers(x);
 }
 
+static unsigned hold_calm_us; /* pair_open_hold's bus_opts.hold_calm_us */
+
 static int
 pair_open_hold(struct pair *p, size_t audio_max, int dial_too,
-    unsigned hold_us)
+    unsigned hold_us, unsigned hold_max_us)
 {
 	snprintf(p->dir, sizeof(p->dir), "/tmp/exo-bus-test-XXXXXX");
 	if (!mkdtemp(p->dir))
@@ -68,9 +71,16 @@ pair_open_hold(struct pair *p, size_t audio_max, int dial_too,
 	snprintf(p->url, sizeof(p->url), "ipc://%s/sub/t.sock", p->dir);
 	log_init(&p->lg, "bus_test", "text", "error");
 	metrics_alloc(&p->m, "exoplex_");
-	struct bus_opts o = { .link = "t", .url = p->url, .listen = true,
-		.self = "listener", .metrics = p->m, .log = &p->lg,
-		.audio_max = audio_max, .hold_us = hold_us };
+	struct bus_opts o = { .link = "t",
+		.url                = p->url,
+		.listen             = true,
+		.self               = "listener",
+		.metrics            = p->m,
+		.log                = &p->lg,
+		.audio_max          = audio_max,
+		.hold_us            = hold_us,
+		.hold_max_us        = hold_max_us,
+		.hold_calm_us       = hold_calm_us };
 	if (bus_open(&p->a, &o))
 		return 1;
 	p->b = NULL;
@@ -88,7 +98,7 @@ pair_open_hold(struct pair *p, size_t audio_max, int dial_too,
 static int
 pair_open(struct pair *p, size_t audio_max, int dial_too)
 {
-	return pair_open_hold(p, audio_max, dial_too, 0);
+	return pair_open_hold(p, audio_max, dial_too, 0, 0);
 }
 
 static void
@@ -203,7 +213,7 @@ test_hold_until_due(void)
 	struct pollfd  pfd;
 	int64_t        d;
 
-	TEST_EQ(pair_open_hold(&p, 0, 1, 1000000), 0);
+	TEST_EQ(pair_open_hold(&p, 0, 1, 1000000, 0), 0);
 	TEST_EQ(bus_due_us(p.a), -1);
 	stop_frame(&f, &s, "c0", 1);
 	TEST_EQ(bus_send(p.a, &f), 0);
@@ -238,6 +248,76 @@ test_hold_until_due(void)
 	return 0;
 }
 
+/* Sends one audio frame from p->a once the hold allows, aged age_us;
+ * returns the hold the link has after it (its gauge). */
+static int64_t
+send_aged(struct pair *p, uint64_t age_us)
+{
+	Exo__Frame     f;
+	Exo__Audio     a;
+	uint8_t        pcm[320] = { 0 };
+	Exo__Envelope *e;
+	int64_t        d;
+
+	audio_frame(&f, &a, "c1", 1, pcm, sizeof(pcm));
+	f.ts_us = wall_us() - age_us;
+	if (bus_send(p->a, &f) != 0)
+		return -1;
+	while ((d = bus_due_us(p->a)) > 0)
+		usleep((useconds_t)d);
+	if (bus_flush(p->a) != 0)
+		return -1;
+	if ((e = recv_wait(p->b)) == NULL)
+		return -1;
+	bus_envelope_free(e);
+	return metric_get(
+	    metrics_gauge(p->m, "bus_hold_microseconds", "", "link=\"t\""));
+}
+
+/* While the audio a link sends is already a frame late, its hold doubles
+ * up to hold_max_us, and the next frame waits that long; timely audio
+ * halves it back to hold_us, once per hold_calm_us without late audio.
+ * Without a hold_max_us above hold_us it never moves. */
+static int
+test_hold_stretches_while_late(void)
+{
+	struct pair   p;
+	Exo__Frame    f;
+	Exo__CallStop s;
+	int64_t       d;
+
+	hold_calm_us = 60000000; /* a minute: timely audio keeps the hold */
+	TEST_EQ(pair_open_hold(&p, 0, 1, 1000, 4000), 0);
+	TEST_EQ(send_aged(&p, 1000000), 2000);
+	TEST_EQ(send_aged(&p, 0), 2000);
+	TEST_EQ(send_aged(&p, 0), 2000);
+	pair_close(&p);
+
+	hold_calm_us = 1; /* halves at each timely message */
+	TEST_EQ(pair_open_hold(&p, 0, 1, 100000, 400000), 0);
+	TEST_EQ(send_aged(&p, 0), 100000);
+	TEST_EQ(send_aged(&p, 1000000), 200000);
+	TEST_EQ(send_aged(&p, 1000000), 400000);
+	TEST_EQ(send_aged(&p, 1000000), 400000);
+	stop_frame(&f, &s, "c2", 1);
+	TEST_EQ(bus_send(p.a, &f), 0);
+	d = bus_due_us(p.a);
+	TEST_ASSERT(d > 200000 && d <= 400000);
+	TEST_EQ(bus_flush(p.a), 1); /* held */
+	TEST_EQ(send_aged(&p, 30000), 400000); /* takes the stop along */
+	TEST_EQ(send_aged(&p, 0), 200000);
+	TEST_EQ(send_aged(&p, 0), 100000);
+	TEST_EQ(send_aged(&p, 0), 100000);
+	pair_close(&p);
+
+	TEST_EQ(pair_open_hold(&p, 0, 1, 1000, 0), 0);
+	TEST_EQ(send_aged(&p, 1000000), 1000);
+	TEST_EQ(send_aged(&p, 1000000), 1000);
+	pair_close(&p);
+	hold_calm_us = 0;
+	return 0;
+}
+
 /* Frames that wait for an absent peer are not held back: bus_due_us
  * gives a loop nothing to wake up for (it would spin). */
 static int
@@ -247,7 +327,7 @@ test_hold_no_peer_no_wakeup(void)
 	Exo__Frame    f;
 	Exo__CallStop s;
 
-	TEST_EQ(pair_open_hold(&p, 0, 0, 1000), 0);
+	TEST_EQ(pair_open_hold(&p, 0, 0, 1000, 0), 0);
 	stop_frame(&f, &s, "c1", 1);
 	TEST_EQ(bus_send(p.a, &f), 0);
 	(void)bus_flush(p.a);
@@ -841,9 +921,10 @@ test_recv_in_arenas(void)
 	return 0;
 }
 
-TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena), TEST(test_send_packed), TEST(test_recv_in_arenas), TEST(test_hold_until_due),
-    TEST(test_hold_no_peer_no_wakeup),
-    TEST(test_split_at_msg_max),
+TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena),
+    TEST(test_send_packed), TEST(test_recv_in_arenas),
+    TEST(test_hold_until_due), TEST(test_hold_stretches_while_late),
+    TEST(test_hold_no_peer_no_wakeup), TEST(test_split_at_msg_max),
     TEST(test_no_peer_drops_audio_keeps_control),
     TEST(test_control_queue_bounded_and_loud),
     TEST(test_per_call_audio_cap_drops_oldest),

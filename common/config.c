@@ -323,6 +323,12 @@ cfg_common_opts(struct cfg_opt *out, struct cfg_common *c,
 		    .help = "hold bus frames up to this many microseconds so "
 			    "calls' frames share NNG messages; 0 = send every "
 			    "loop turn (docs/bus.md)" },
+		{ .flag = "bus-hold-max-us", .env = "EXOPLEX_BUS_HOLD_MAX_US",
+		    .def = "4000", .type = CFG_INT, .dst = &c->bus_hold_max_us,
+		    .min = 0, .max = 20000,
+		    .help = "while the audio a link sends is already late, "
+			    "stretch its hold up to this many microseconds "
+			    "(fewer messages when CPU is short; docs/bus.md)" },
 	};
 	memcpy(out, common, sizeof(common));
 	return CFG_COMMON_N;

@@ -179,6 +179,7 @@ open_link(struct bus **b, const char *name, const char *url,
 	o.url     = cfg_bus_url(&s->common, url, name, buf, len);
 	o.tap     = s->common.bus_tap;
 	o.hold_us = (unsigned)s->common.bus_hold_us;
+	o.hold_max_us = (unsigned)s->common.bus_hold_max_us;
 	o.metrics = m;
 	o.log     = &lg;
 	return bus_open(b, &o);

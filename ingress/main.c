@@ -327,9 +327,10 @@ main(int argc, char **argv)
 	                 url_t, sizeof(url_t)),
 	            .self = "ingress",
 	            .tap  = cc.bus_tap,
-	            .hold_us = (unsigned)cc.bus_hold_us,
-	            .metrics = m,
-	            .log     = &lg })
+	            .hold_us     = (unsigned)cc.bus_hold_us,
+	            .hold_max_us = (unsigned)cc.bus_hold_max_us,
+	            .metrics     = m,
+	            .log         = &lg })
 	        != 0
 	    || bus_open(&bc,
 	           &(struct bus_opts) { .link = "control",
@@ -338,8 +339,9 @@ main(int argc, char **argv)
 	               .self    = "ingress",
 	               .tap     = cc.bus_tap,
 	               .hold_us = (unsigned)cc.bus_hold_us,
-	               .metrics = m,
-	               .log     = &lg })
+	               .hold_max_us = (unsigned)cc.bus_hold_max_us,
+	               .metrics     = m,
+	               .log         = &lg })
 	        != 0)
 		goto out;
 	if (server_start(&srv,

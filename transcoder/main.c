@@ -169,6 +169,7 @@ main(int argc, char **argv)
 		.self                = "transcoder",
 		.tap                 = cc.bus_tap,
 		.hold_us             = (unsigned)cc.bus_hold_us,
+		.hold_max_us         = (unsigned)cc.bus_hold_max_us,
 		.metrics             = metrics,
 		.log                 = &lg,
 		.url = cfg_bus_url(&cc, cc.bus_transcoder, "transcoder",
