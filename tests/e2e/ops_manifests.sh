@@ -99,6 +99,10 @@ log "the manifests pass every validator"
 fail=0
 while IFS='|' read -r name file expr; do
 	[ -n "$name" ] || continue
+	# Only promtool reads PromQL; without it the check above is off.
+	case $name in *PromQL*)
+		command -v promtool >/dev/null || { log "skipped '$name': needs promtool"; continue; } ;;
+	esac
 	[ -d "$T/bad" ] || copy_tree "$T/bad"
 	cp "$ROOT/$file" "$T/bad/$file"
 	sed -i "$expr" "$T/bad/$file"
