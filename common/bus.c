@@ -374,7 +374,8 @@ bus_open(struct bus **out, const struct bus_opts *o)
 		b->o.control_max = 8192;
 	if (!b->o.msg_max)
 		b->o.msg_max = 1u << 20;
-	if (b->o.hold_max_us < b->o.hold_us)
+	/* No hold, no stretch: 0 sends every turn. */
+	if (b->o.hold_max_us < b->o.hold_us || !b->o.hold_us)
 		b->o.hold_max_us = b->o.hold_us;
 	if (!b->o.hold_calm_us)
 		b->o.hold_calm_us = 1000000;

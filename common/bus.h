@@ -65,8 +65,8 @@ struct bus_opts {
 	/* While the audio a message carries is already a frame (20 ms)
 	 * late, the hold doubles up to this: fewer messages, so fewer
 	 * wake-ups, when CPU is short. It halves back after each
-	 * hold_calm_us (0: 1 s) with no late audio. Below hold_us (0 too):
-	 * the hold stays hold_us. */
+	 * hold_calm_us (0: 1 s) with no late audio. At or below hold_us,
+	 * or with hold_us 0: the hold stays hold_us. */
 	unsigned hold_max_us;
 	unsigned hold_calm_us;
 	/* Tap: NULL = the environment variable EXOPLEX_BUS_TAP; "", "0",

@@ -72,14 +72,11 @@ pid_of() {
 # its stop (gdb when the machine has it; through valgrind's gdbserver when
 # the process runs under valgrind).
 stacks() {
-	local remote=()
+	local target=(-p "$1")
 	command -v gdb >/dev/null || return 0
 	grep -q valgrind "/proc/$1/cmdline" 2>/dev/null &&
-		remote=(-ex "target remote | vgdb --pid=$1")
-	if [ ${#remote[@]} = 0 ]; then
-		remote=(-p "$1")
-	fi
-	timeout 60 gdb -batch -nx "${remote[@]}" -ex "thread apply all bt 12" 2>&1 |
+		target=(-ex "target remote | vgdb --pid=$1")
+	timeout 60 gdb -batch -nx "${target[@]}" -ex "thread apply all bt 12" 2>&1 |
 		grep -E '^(Thread|#)' | head -200
 }
 
