@@ -49,6 +49,10 @@ struct entry {
 
 struct bus {
 	nng_socket sock;
+	/* Reused by every send and receive (the owner's thread only):
+	 * nng_sendmsg and nng_recvmsg allocate an aio per call, and NNG 1.5
+	 * draws a random number for each with a getrandom(2) system call. */
+	nng_aio *tx, *rx_aio;
 	nng_dialer dialer;
 	nng_listener listener;
 	nng_socket tap; /* pub; valid only when tapping */
@@ -389,8 +393,13 @@ bus_open(struct bus **out, const struct bus_opts *o)
 
 	if ((rv = ensure_ipc_dir(o)) != 0)
 		goto out;
-	if ((rv = nng_pair1_open(&b->sock)) != 0)
+	if ((rv = nng_aio_alloc(&b->tx, NULL, NULL)) != 0
+	    || (rv = nng_aio_alloc(&b->rx_aio, NULL, NULL)) != 0
+	    || (rv = nng_pair1_open(&b->sock)) != 0)
 		goto nngerr;
+	/* Never block: at once, or NNG_ETIMEDOUT. */
+	nng_aio_set_timeout(b->tx, NNG_DURATION_ZERO);
+	nng_aio_set_timeout(b->rx_aio, NNG_DURATION_ZERO);
 	nng_socket_set_size(b->sock, NNG_OPT_RECVMAXSZ, 64u << 20);
 	/* A small NNG buffer: beyond it frames wait in our queue, where stale
 	 * audio can still be dropped. */
@@ -425,6 +434,8 @@ nngerr:
 out:
 	if (nng_socket_id(b->sock) > 0)
 		nng_close(b->sock);
+	nng_aio_free(b->tx);
+	nng_aio_free(b->rx_aio);
 	arena_free(b->rx);
 	free(b);
 	return rv;
@@ -438,6 +449,8 @@ bus_close(struct bus *b)
 	nng_close(b->sock);
 	if (b->tapping)
 		nng_close(b->tap);
+	nng_aio_free(b->tx);
+	nng_aio_free(b->rx_aio);
 	free(b->arena);
 	free(b->ents);
 	arena_free(b->rx);
@@ -636,6 +649,36 @@ consume(struct bus *b, size_t n)
 	}
 }
 
+/* nng_sendmsg and nng_recvmsg with NNG_FLAG_NONBLOCK, on b's own aios:
+ * the same calls NNG makes, less an aio's allocation each. send_now takes
+ * m only when it returns 0. */
+static int
+send_now(struct bus *b, nng_msg *m)
+{
+	int rv;
+
+	nng_aio_set_msg(b->tx, m);
+	nng_send_aio(b->sock, b->tx);
+	nng_aio_wait(b->tx);
+	rv = nng_aio_result(b->tx);
+	nng_aio_set_msg(b->tx, NULL);
+	return rv == NNG_ETIMEDOUT ? NNG_EAGAIN : rv;
+}
+
+static int
+recv_now(struct bus *b, nng_msg **m)
+{
+	int rv;
+
+	nng_recv_aio(b->sock, b->rx_aio);
+	nng_aio_wait(b->rx_aio);
+	if ((rv = nng_aio_result(b->rx_aio)) == 0) {
+		*m = nng_aio_get_msg(b->rx_aio);
+		nng_aio_set_msg(b->rx_aio, NULL);
+	}
+	return rv == NNG_ETIMEDOUT ? NNG_EAGAIN : rv;
+}
+
 int64_t
 bus_due_us(const struct bus *b)
 {
@@ -726,7 +769,7 @@ bus_flush(struct bus *b)
 		nng_msg *copy = NULL;
 		if (b->tapping && nng_msg_dup(&copy, m) != 0)
 			copy = NULL;
-		int rv = nng_sendmsg(b->sock, m, NNG_FLAG_NONBLOCK);
+		int rv = send_now(b, m);
 		if (copy && rv == 0)
 			tap_pub(b, copy);
 		else if (copy)
@@ -792,7 +835,7 @@ static int
 recv_with(struct bus *b, ProtobufCAllocator *al, Exo__Envelope **env)
 {
 	nng_msg *m;
-	int rv = nng_recvmsg(b->sock, &m, NNG_FLAG_NONBLOCK);
+	int rv = recv_now(b, &m);
 	if (rv == NNG_EAGAIN)
 		return EAGAIN;
 	if (rv != 0) {
