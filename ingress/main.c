@@ -154,9 +154,9 @@ main(int argc, char **argv)
 	const char       *listen, *auth_basic, *auth_tokens, *dtmf_hangup;
 	const char       *tls_cert, *tls_key;
 	long              chunk_ms, lead_ms, max_calls, max_msg, start_ms;
-	long              mark_ms, mark_timeout_ms, drain_ms;
+	long              mark_ms, mark_timeout_ms, drain_ms, control_hold_us;
 	struct drain      drain = { 0 };
-	struct cfg_opt    opts[CFG_COMMON_N + 14];
+	struct cfg_opt    opts[CFG_COMMON_N + 15];
 	size_t            n = cfg_common_opts(opts, &cc, "127.0.0.1:9100");
 	char              err[512], url_t[512], url_c[512];
 	struct log        lg;
@@ -269,6 +269,16 @@ main(int argc, char **argv)
 		.max                         = 86400000,
 		.help = "on SIGTERM, how long live calls may go on (no new "
 		        "ones) before the rest are ended; 0 = end at once" };
+	opts[n++] = (struct cfg_opt) { .flag = "bus-control-hold-us",
+		.env                         = "EXOPLEX_BUS_CONTROL_HOLD_US",
+		.def                         = "20000",
+		.type                        = CFG_INT,
+		.dst                         = &control_hold_us,
+		.min                         = 0,
+		.max                         = 100000,
+		.help = "the control link's hold (ingress to egress: the "
+		        "caller's audio for speech-to-text, marks, DTMF); "
+		        "0 = send every loop turn (docs/bus.md)" };
 	opts[n++] = (struct cfg_opt) { .flag = "tls-cert",
 		.env                         = "EXOPLEX_TLS_CERT",
 		.type                        = CFG_STR,
@@ -338,8 +348,10 @@ main(int argc, char **argv)
 	                       url_c, sizeof(url_c)),
 	               .self    = "ingress",
 	               .tap     = cc.bus_tap,
-	               .hold_us = (unsigned)cc.bus_hold_us,
-	               .hold_max_us = (unsigned)cc.bus_hold_max_us,
+	               /* Nothing on it waits on a few ms (STT takes
+	                * 100s), and the caller's audio on it would cost
+	                * an NNG message per hold_us. */
+	               .hold_us = (unsigned)control_hold_us,
 	               .metrics     = m,
 	               .log         = &lg })
 	        != 0)
