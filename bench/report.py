@@ -37,7 +37,7 @@ AGES = [
 
 
 def read_proc(path):
-    out = {"stat": {}, "rss": {}, "threads": {}, "top": []}
+    out = {"stat": {}, "rss": {}, "threads": {}, "ctxt": {}, "top": []}
     with open(path) as f:
         for line in f:
             w = line.rstrip("\n").split(" ", 2)
@@ -57,6 +57,8 @@ def read_proc(path):
                 out["rss"][w[1]] = int(w[2])
             elif w[0] == "threads" and len(w) == 3:
                 out["threads"][w[1]] = int(w[2] or 0)
+            elif w[0] == "ctxt" and len(w) == 3 and len(w[2].split()) == 2:
+                out["ctxt"][w[1]] = [int(x) for x in w[2].split()]
             elif w[0] == "top":
                 out["top"].append(line[4:].strip())
     return out
@@ -215,6 +217,15 @@ def run(d):
                        x: (b["rss"].get(x, 0) - idle["rss"].get(x, 0)) / n
                        for x in TRIO}}
     r["threads"] = b["threads"]
+    # Thread switches over the window, all threads of each process:
+    # voluntary (woken from sleep) and involuntary (preempted) per second.
+    r["switches"] = {}
+    for x in TRIO:
+        if x in a["ctxt"] and x in b["ctxt"]:
+            v, i = (b["ctxt"][x][k] - a["ctxt"][x][k] for k in (0, 1))
+            r["switches"][x] = {"voluntary_per_s": v / wall,
+                                "involuntary_per_s": i / wall,
+                                "per_call_s": (v + i) / call_s}
 
     m0 = {x: read_metrics(os.path.join(d, "start.%s.metrics" % x))
           for x in TRIO + ["fakeplex"]}
@@ -302,7 +313,7 @@ def line(r):
     return ("%-8s %4d calls: trio %.2f ms/call-s (%s) = %s x the probed "
             "floor %s, fakeplex %.2f, "
             "call %.2f; machine %.0f%% (others %.0f%%); RSS %.0f kB/call; "
-            "up p50/p99 %s/%s ms, down %s/%s ms; %s" % (
+            "up p50/p99 %s/%s ms, down %s/%s ms; switches/s %s; %s" % (
                 r["profile"], r["calls"], r["trio_ms_per_call_s"],
                 " ".join("%s %.2f" % (x[0], r["cpu"][x]["ms_per_call_s"])
                          for x in TRIO if x in r["cpu"]),
@@ -313,6 +324,9 @@ def line(r):
                 r["machine"]["others_core_pct"], r["rss_kb"]["per_call"],
                 f(lat["up"]["p50_ms"]), f(lat["up"]["p99_ms"]),
                 f(lat["down"]["p50_ms"]), f(lat["down"]["p99_ms"]),
+                " ".join("%s %.0f" % (x[0], sw["voluntary_per_s"] +
+                                      sw["involuntary_per_s"])
+                         for x, sw in r.get("switches", {}).items()) or "-",
                 "clean" if r["clean"] else "BROKEN: " +
                 "; ".join(r["broken_because"])))
 
@@ -512,6 +526,25 @@ def markdown(res):
                      fmt(lat["down"]["p50_ms"]), fmt(lat["down"]["p99_ms"]),
                      fmt(fpm, 1), fmt(fpm2, 1)))
     o.append("")
+    sw = [(k, res["runs"][k]["switches"])
+          for k in sorted(res["runs"], key=key)
+          if res["runs"][k].get("switches")]
+    if sw:
+        o.append("## Thread switches under load\n")
+        o.append("Context switches of all of a process's threads over the "
+                 "window (/proc/<pid>/task/*/status): voluntary = a thread "
+                 "slept and was woken, involuntary = preempted. Each costs "
+                 "kernel time; being a count, it shows what a change "
+                 "saves when the host's speed swings hide its CPU.\n")
+        o.append("| run | process | voluntary /s | involuntary /s | "
+                 "per call-second |")
+        o.append("|---|---|---|---|---|")
+        for k, v in sw:
+            for x, c in v.items():
+                o.append("| %s | %s | %.0f | %.0f | %.1f |" % (
+                    k, x, c["voluntary_per_s"], c["involuntary_per_s"],
+                    c["per_call_s"]))
+        o.append("")
     al = [(k, r["allocs"]) for k, r in res["runs"].items() if r["allocs"]]
     if al:
         o.append("## Heap allocations under load (LD_PRELOAD counter)\n")

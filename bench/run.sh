@@ -142,6 +142,14 @@ sample() {
 			echo "stat $name $(cat /proc/$pid/stat 2>/dev/null)"
 			echo "rss $name $(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status 2>/dev/null)"
 			echo "threads $name $(ls /proc/$pid/task 2>/dev/null | wc -l)"
+			# Context switches of all its threads (voluntary: a thread
+			# slept and was woken; involuntary: preempted). On a VM
+			# each costs microseconds of kernel time; a count, it shows
+			# what a change saves when the host's swings hide its CPU.
+			echo "ctxt $name $(cat /proc/$pid/task/*/status 2>/dev/null |
+				awk '/^voluntary_ctxt/ { v += $2 }
+				     /^nonvoluntary_ctxt/ { n += $2 }
+				     END { print v + 0, n + 0 }')"
 		done
 		# Everything else running now, for the load report.
 		ps -eo pid=,pcpu=,comm= --sort=-pcpu | head -8 | sed 's/^/top /'
