@@ -372,7 +372,14 @@ def final(tmp, base):
         with open(rj) as f:
             runs[os.path.basename(os.path.dirname(rj))] = json.load(f)
     cores = os.cpu_count()
-    res = {"machine": machine(), "cores": cores, "floor": fl, "runs": runs}
+    nng = []
+    try:
+        with open(os.path.join(tmp, "nng.jsonl")) as f:
+            nng = [json.loads(ln) for ln in f if ln.strip()]
+    except (OSError, ValueError):
+        pass
+    res = {"machine": machine(), "cores": cores, "floor": fl, "runs": runs,
+           "nng": nng}
     defcx = fl["default_complexity"] if fl else 5
     # Per profile: the load run's ratio, and the sweep's best clean N.
     summ = {}
@@ -477,6 +484,21 @@ def markdown(res):
                      " | ".join("%.0f" % (res["cores"] * 1000 /
                                           pf["floor"][str(c)])
                                 for c in cxs) + " |")
+        o.append("")
+    if res.get("nng"):
+        o.append("## What an NNG message costs (exoplex-bench-nng)\n")
+        o.append("pair1 over ipc:// between two processes, CPU of every "
+                 "thread of each end per message (the sender's includes "
+                 "its wake from sleep for each, as a process woken by its "
+                 "next frames pays): the price each bus message costs, "
+                 "which the bus's hold (docs/bus.md) trades against a few "
+                 "milliseconds.\n")
+        o.append("| messages/s | bytes | sender µs/msg | receiver µs/msg |")
+        o.append("|---|---|---|---|")
+        for d in res["nng"]:
+            o.append("| %d | %d | %.1f | %.1f |" % (
+                d["rate"], d["bytes"], d["sender_us_per_msg"],
+                d["receiver_us_per_msg"]))
         o.append("")
     o.append("## Load runs\n")
     o.append("CPU is ms of CPU per call-second (utime+stime from "

@@ -2,7 +2,8 @@
 # bench/run.sh - make bench: how many calls per core exoplex carries.
 #
 #   1. the codec floor (exoplex-bench-floor): the transcoder's library calls
-#      in a tight loop, CPU per call-second;
+#      in a tight loop, CPU per call-second; and what one NNG message costs
+#      each end (exoplex-bench-nng), which the bus's hold trades against;
 #   2. a load run: N concurrent 8 kHz calls (exoplex-call --calls N, speech
 #      signal) through the trio, with exoplex-fakeplex (replaying a clip,
 #      or echoing) on N listeners (one per PersonaPlex server, as the real
@@ -94,7 +95,7 @@ done
 [ "$SWEEP" = none ] && SWEEP=
 
 for p in exoplex-ingress exoplex-transcoder exoplex-egress exoplex-call \
-	exoplex-fakeplex exoplex-bench-floor; do
+	exoplex-fakeplex exoplex-bench-floor exoplex-bench-nng; do
 	[ -x "$BIN/$p" ] || { echo "bench/run.sh: $BIN/$p missing (make bench builds it)" >&2; exit 2; }
 done
 ALLOCS_SO=$(dirname "$BIN")/bench/libexoplex_bench_allocs.so
@@ -289,6 +290,10 @@ if [ $FLOOR = 1 ]; then
 	log "codec floor (30 s of audio x 3, complexity 0-10, both profiles)"
 	"$BIN/exoplex-bench-floor" --json --seconds 30 --reps 3 >"$T/floor.json" || exit 1
 	"$BIN/exoplex-bench-floor" --seconds 30 --reps 1 --complexity 0,5 >&2 || true
+	log "NNG message cost (pair1 over ipc, 4000 B, 100 and 1000 a second)"
+	for r in 100 1000; do
+		"$BIN/exoplex-bench-nng" --rate $r --seconds 5 || true
+	done >"$T/nng.jsonl"
 fi
 
 for prof in $PROFILES; do

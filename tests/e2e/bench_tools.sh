@@ -3,6 +3,7 @@
 # timing is asserted: the numbers only have to be there and add up).
 # (1) exoplex-bench-floor: the floor's JSON has every stage; --probe runs
 # stretches until SIGTERM and reports them; bad options are refused.
+# exoplex-bench-nng: the messages arrive and each end has a cost.
 # (2) bench/report.py: on made-up runs, the summary takes the most clean
 # calls, the most within the p99 bound, and the ratios to both floors;
 # a run's verdict counts a backlog in the frames' median age.
@@ -53,6 +54,18 @@ assert d["stretch_p10"] <= d["stretch_p50"] <= d["stretch_p90"], d
 PY
 "$F" --probe 0 >/dev/null 2>&1 && fail "--probe 0 accepted"
 "$F" --probe 10 --probe-rate 44100 >/dev/null 2>&1 && fail "--probe-rate 44100 accepted"
+
+# exoplex-bench-nng: every message sent arrives, each end reports a cost.
+"$BIN/exoplex-bench-nng" --rate 200 --seconds 1 --bytes 1000 >"$T/nng.json" \
+	2>"$T/nng.err" || fail "exoplex-bench-nng exited $?: $(cat "$T/nng.err")"
+python3 - "$T/nng.json" <<'PY' || fail "exoplex-bench-nng's JSON: $(cat "$T/nng.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["rate"] == 200 and d["bytes"] == 1000, d
+assert 100 <= d["sent"] <= 201 and d["received"] == d["sent"], d
+assert d["sender_us_per_msg"] > 0 and d["receiver_us_per_msg"] > 0, d
+PY
+"$BIN/exoplex-bench-nng" --rate 0 >/dev/null 2>&1 && fail "exoplex-bench-nng --rate 0 accepted"
 
 # report.py final on made-up runs: 100 clean and quick, 200 clean but
 # slow (p99 900 ms), 300 broken.
