@@ -12,7 +12,6 @@
  * (docs/bus.md) trades a few milliseconds against. One JSON line on
  * stdout. Not a test: it measures time.
  */
-#include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
 #include <poll.h>
