@@ -136,6 +136,8 @@ send_all(const char *url, long rate, double secs, size_t bytes, long *sent,
 	}
 	*cpu = cpu_s() - c0;
 	rv   = 0;
+	/* NNG 1.5 drops what a closed socket still queues: let it go out. */
+	usleep(200000);
 out:
 	nng_aio_free(aio);
 	nng_close(s);
