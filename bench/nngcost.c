@@ -24,13 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 static double
 mono_s(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+	return (double)mono_us() / 1e6;
 }
 
 static double

@@ -348,9 +348,9 @@ main(int argc, char **argv)
 	                       url_c, sizeof(url_c)),
 	               .self    = "ingress",
 	               .tap     = cc.bus_tap,
-	               /* Nothing on it waits on a few ms (STT takes
-	                * 100s), and the caller's audio on it would cost
-	                * an NNG message per hold_us. */
+	               /* Nothing on it waits on a few ms (STT works in
+	                * hundreds), and the caller's audio on it would
+	                * cost an NNG message per hold_us. */
 	               .hold_us = (unsigned)control_hold_us,
 	               .metrics     = m,
 	               .log         = &lg })
