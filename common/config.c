@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "schedpol.h"
 
 static const char *
 opt_name(const struct cfg_opt *o, char *buf, size_t len)
@@ -329,6 +330,12 @@ cfg_common_opts(struct cfg_opt *out, struct cfg_common *c,
 		    .help = "while the audio a link sends is already late, "
 			    "stretch its hold up to this many microseconds "
 			    "(fewer messages when CPU is short; docs/bus.md)" },
+		{ .flag = "sched-policy", .env = "EXOPLEX_SCHED_POLICY",
+		    .def = "batch", .type = CFG_ENUM, .dst = &c->sched_policy,
+		    .choices = SCHEDPOL_CHOICES,
+		    .help = "Linux scheduling policy of every thread: batch "
+			    "(no preemption on wake-up: half the thread "
+			    "switches) or normal (docs/performance.md)" },
 	};
 	memcpy(out, common, sizeof(common));
 	return CFG_COMMON_N;

@@ -61,11 +61,12 @@ struct cfg_common {
 	const char *bus_tap;        /* NULL: no tap (see bus_opts.tap) */
 	long        bus_hold_us;    /* bus_opts.hold_us */
 	long        bus_hold_max_us; /* bus_opts.hold_max_us */
+	const char *sched_policy; /* schedpol_set's name */
 };
 
 /* Fills out[0..CFG_COMMON_N) with the common settings bound to c.
  * admin_default is the process's admin address. Returns CFG_COMMON_N. */
-#define CFG_COMMON_N 10
+#define CFG_COMMON_N 11
 size_t cfg_common_opts(struct cfg_opt *out, struct cfg_common *c,
     const char *admin_default);
 

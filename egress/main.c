@@ -23,6 +23,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "metrics.h"
+#include "schedpol.h"
 #include "persona.h"
 #include "stt.h"
 
@@ -222,6 +223,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init(&lg, "egress", s.common.log_format, s.common.log_level);
+	/* Before any thread starts: they inherit it (schedpol.h). */
+	schedpol_apply(s.common.sched_policy, &lg);
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_line);
 	if (metrics_alloc(&m, "exoplex_"))
 		goto out;

@@ -28,6 +28,7 @@
 #include "exitdog.h"
 #include "log.h"
 #include "metrics.h"
+#include "schedpol.h"
 #include "server.h"
 
 #define EXIT_BOUND_MS 2000 /* for closing the buses, normally < 10 ms */
@@ -312,6 +313,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "exoplex-ingress: bad log settings\n");
 		return 2;
 	}
+	/* Before any thread starts: they inherit it (schedpol.h). */
+	schedpol_apply(cc.sched_policy, &lg);
 	lws_log = &lg;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
 	if ((rv = auth_alloc(&auth, auth_basic, auth_tokens, err, sizeof(err)))

@@ -80,6 +80,16 @@ stacks() {
 		grep -E '^(Thread|#)' | head -200
 }
 
+# thread_policies PID: each of a process's threads as "POLICY NAME"
+# (sched(7): 0 normal, 3 batch), from field 41 of its stat.
+thread_policies() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		printf '%s %s\n' "$(sed 's/.*) //' "$t/stat" | awk '{print $39}')" \
+			"$(cat "$t/comm")"
+	done
+}
+
 # json_get JSON_FILE EXPR: python expression over `d` (the parsed file).
 json_get() {
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"

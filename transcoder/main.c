@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "schedpol.h"
 #include "resample.h"
 #include "shards.h"
 
@@ -150,6 +151,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "exoplex-transcoder: bad log settings\n");
 		return 2;
 	}
+	/* Before any thread starts: they inherit it (schedpol.h). */
+	schedpol_apply(cc.sched_policy, &lg);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
