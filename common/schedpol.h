@@ -6,9 +6,10 @@
  * default policy every wake-up may preempt the thread that is running,
  * so the busy threads of the three processes keep switching each other
  * out. SCHED_BATCH keeps the fair share but drops preemption on wake-up:
- * a woken thread runs when a CPU is free or at the next tick. On the
- * 2-core VM it halved the trio's thread switches and took 5-11% off its
- * CPU per call with no worse latency at density (docs/performance.md).
+ * a woken thread runs when a CPU is free, when the running thread sleeps
+ * or yields (the transcoder's shards yield within a long batch), or at
+ * the next tick. On the 2-core VM it halved the trio's thread switches
+ * and took up to a sixth off its CPU per call (docs/performance.md).
  * Unprivileged processes may choose it, so containers need nothing extra.
  */
 #ifndef EXO_SCHEDPOL_H

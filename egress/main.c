@@ -23,8 +23,8 @@
 #include "hooks.h"
 #include "log.h"
 #include "metrics.h"
-#include "schedpol.h"
 #include "persona.h"
+#include "schedpol.h"
 #include "stt.h"
 
 #define DEFAULT_TEXT_PROMPT                                                   \

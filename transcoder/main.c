@@ -21,8 +21,8 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
-#include "schedpol.h"
 #include "resample.h"
+#include "schedpol.h"
 #include "shards.h"
 
 #define EXIT_BOUND_MS 2000 /* for closing the buses, normally < 10 ms */
