@@ -2,8 +2,8 @@
  * schedpol.h - the Linux scheduling policy the processes run under.
  *
  * Why: exoplex's threads wake thousands of times a second (a socket, an
- * NNG message, a shard's batch) and each does a little work. Under the
- * default policy every wake-up may preempt the thread that is running,
+ * NNG message, a shard's batch) and each does a little work. Under
+ * Linux's normal policy every wake-up may preempt the thread running,
  * so the busy threads of the three processes keep switching each other
  * out. SCHED_BATCH keeps the fair share but drops preemption on wake-up:
  * a woken thread runs when a CPU is free, when the running thread sleeps
@@ -11,6 +11,8 @@
  * the next tick. On the 2-core VM it halved the trio's thread switches
  * and took up to a sixth off its CPU per call (docs/performance.md).
  * Unprivileged processes may choose it, so containers need nothing extra.
+ * exoplex's default stays normal until the one failure of
+ * e2e.restart_transcoder under batch is understood.
  */
 #ifndef EXO_SCHEDPOL_H
 #define EXO_SCHEDPOL_H
