@@ -11,6 +11,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,9 @@ struct bus {
 	size_t control_n;
 
 	_Atomic int peers;
+	pthread_mutex_t pipe_mu; /* pipe_cb's, on NNG's threads */
+	uint32_t pipe_id; /* the pipe added and not yet removed; 0: none */
+	uint32_t gone_id; /* a pipe removed before it was added */
 	_Atomic int new_peer;
 	uint64_t bad_logged_us, full_logged_us;
 
@@ -140,15 +144,30 @@ put_varint(uint8_t *p, uint64_t v)
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct bus *b = arg;
-	(void) p;
-	/* Runs on an NNG thread: atomics only. */
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		atomic_fetch_add(&b->peers, 1);
+	struct bus *b  = arg;
+	uint32_t    id = (uint32_t) nng_pipe_id(p);
+	/* pair1 takes one pipe at a time and refuses a second while it has
+	 * one (a peer that redials before its old pipe is gone). NNG 1.5
+	 * reports a refused pipe's removal though it never reported it
+	 * added, and may report a pipe's removal before its addition (the
+	 * reaper does not wait for the callback): so a removal counts only
+	 * for the pipe that was added, and a pipe already removed is not
+	 * added. A new pipe added before the old one's removal is reported
+	 * is kept: that removal matches nothing. */
+	pthread_mutex_lock(&b->pipe_mu);
+	if (ev == NNG_PIPE_EV_ADD_POST && id != b->gone_id) {
+		b->pipe_id = id;
+		atomic_store(&b->peers, 1);
 		atomic_store(&b->new_peer, 1);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		atomic_fetch_sub(&b->peers, 1);
+		if (id == b->pipe_id) {
+			b->pipe_id = 0;
+			atomic_store(&b->peers, 0);
+		} else {
+			b->gone_id = id;
+		}
 	}
+	pthread_mutex_unlock(&b->pipe_mu);
 	metric_set(b->peer_g, atomic_load(&b->peers) > 0);
 }
 
@@ -365,6 +384,7 @@ bus_open(struct bus **out, const struct bus_opts *o)
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return ENOMEM;
+	pthread_mutex_init(&b->pipe_mu, NULL);
 	b->o = *o;
 	b->log = o->log;
 	snprintf(b->link, sizeof(b->link), "%s", o->link);
@@ -437,6 +457,7 @@ out:
 	nng_aio_free(b->tx);
 	nng_aio_free(b->rx_aio);
 	arena_free(b->rx);
+	pthread_mutex_destroy(&b->pipe_mu);
 	free(b);
 	return rv;
 }
@@ -454,6 +475,7 @@ bus_close(struct bus *b)
 	free(b->arena);
 	free(b->ents);
 	arena_free(b->rx);
+	pthread_mutex_destroy(&b->pipe_mu);
 	free(b);
 }
 

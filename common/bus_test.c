@@ -7,6 +7,7 @@
 #include <nng/protocol/pair1/pair.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -412,6 +413,57 @@ test_no_peer_drops_audio_keeps_control(void)
 	TEST_ASSERT(e && e->n_frames == 1);
 	TEST_EQ(e->frames[0]->body_case, EXO__FRAME__BODY_CALL_STOP);
 	bus_envelope_free(e);
+	pair_close(&p);
+	return 0;
+}
+
+static _Atomic int refused_rem; /* a second dialer's pipes that ended */
+
+static void
+count_rem(nng_pipe pp, nng_pipe_ev ev, void *arg)
+{
+	(void) pp;
+	(void) ev;
+	(void) arg;
+	atomic_fetch_add(&refused_rem, 1);
+}
+
+/* pair1 refuses a second peer's pipe while it has one, and NNG 1.5 then
+ * reports the refused pipe's removal without ever reporting it added:
+ * the count of peers must not fall for it (a peer that reconnected
+ * before its old pipe was gone was once counted absent, and its audio
+ * dropped, for as long as it stayed). */
+static int
+test_refused_pipe_keeps_peer(void)
+{
+	struct pair p;
+	nng_socket  c;
+	nng_dialer  d;
+
+	TEST_EQ(pair_open(&p, 0, 1), 0);
+	TEST_EQ(bus_peers(p.a), 1);
+	TEST_ASSERT(bus_take_new_peer(p.a));
+	TEST_EQ(nng_pair1_open(&c), 0);
+	nng_socket_set_ms(c, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(c, NNG_OPT_RECONNMAXT, 20);
+	TEST_EQ(nng_pipe_notify(c, NNG_PIPE_EV_REM_POST, count_rem, NULL), 0);
+	TEST_EQ(nng_dial(c, p.url, &d, NNG_FLAG_NONBLOCK), 0);
+	/* Refused three times over: each connects, then p.a closes it. */
+	for (int i = 0; i < 300 && atomic_load(&refused_rem) < 3; i++)
+		usleep(10000);
+	TEST_ASSERT(atomic_load(&refused_rem) >= 3);
+	TEST_EQ(bus_peers(p.a), 1);
+	TEST_ASSERT(!bus_take_new_peer(p.a));
+	/* The first peer goes: the second is taken, and counted once. */
+	bus_close(p.b);
+	p.b = NULL;
+	for (int i = 0; i < 300 && !bus_take_new_peer(p.a); i++)
+		usleep(10000);
+	TEST_EQ(bus_peers(p.a), 1);
+	nng_close(c);
+	for (int i = 0; i < 300 && bus_peers(p.a) != 0; i++)
+		usleep(10000);
+	TEST_EQ(bus_peers(p.a), 0);
 	pair_close(&p);
 	return 0;
 }
@@ -926,6 +978,7 @@ TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena),
     TEST(test_hold_until_due), TEST(test_hold_stretches_while_late),
     TEST(test_hold_no_peer_no_wakeup), TEST(test_split_at_msg_max),
     TEST(test_no_peer_drops_audio_keeps_control),
+    TEST(test_refused_pipe_keeps_peer),
     TEST(test_control_queue_bounded_and_loud),
     TEST(test_per_call_audio_cap_drops_oldest),
     TEST(test_garbage_is_counted_not_fatal),

@@ -10,11 +10,26 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/exoplex-e2e.XXXXXX")
 PIDS=()
 NAMES=()
 KEEP_LOGS=${KEEP_LOGS:-0}
+# E2E_SAVE=DIR: on failure, the run's whole logs and JSON are copied there
+# (the tail printed below is often not enough to tell why).
+E2E_SAVE=${E2E_SAVE:-}
 
 . "$(dirname "${BASH_SOURCE[0]}")/helpers.sh"
 
 cleanup() {
 	local rc=$?
+	# A failure says more with the counters of what is still running:
+	# every non-zero series of the trio (histograms left out).
+	if [ $rc != 0 ]; then
+		local name url
+		for name in ADM_I ADM_T ADM_E; do
+			url=${!name:-}
+			[ -n "$url" ] || continue
+			echo "----- $name metrics (non-zero)" >&2
+			curl -fsS --max-time 2 "$url/metrics" 2>/dev/null |
+				awk '!/^#/ && !/_bucket\{/ && $2 != 0' >&2 || true
+		done
+	fi
 	for i in "${!PIDS[@]}"; do
 		kill -TERM "${PIDS[$i]}" 2>/dev/null || true
 	done
@@ -31,6 +46,10 @@ cleanup() {
 			echo "----- $(basename "$f") (last 40 lines)" >&2
 			tail -n 40 "$f" >&2
 		done
+	fi
+	if [ $rc != 0 ] && [ -n "$E2E_SAVE" ]; then
+		mkdir -p "$E2E_SAVE" && cp "$T"/*.log "$T"/*.json "$E2E_SAVE"/ 2>/dev/null
+		echo "logs saved in $E2E_SAVE" >&2
 	fi
 	rm -rf "$T"
 	exit $rc
@@ -120,6 +139,22 @@ start_trio() {
 		sleep 0.1
 	done
 	log "bus links did not come up"
+	return 1
+}
+
+# links_up: every bus link of the trio counts its peer, on both ends
+# (after a restart, a side that miscounted would drop all audio to a
+# peer it thinks absent while control frames still get through).
+links_up() {
+	local bad= s
+	for s in "$ADM_I transcoder" "$ADM_I control" "$ADM_T transcoder" \
+		"$ADM_T egress" "$ADM_E egress" "$ADM_E control"; do
+		set -- $s
+		[ "$(metric "$1" "exoplex_bus_peer_connected{link=\"$2\"}")" = 1 ] ||
+			bad="$bad $1:$2"
+	done
+	[ -z "$bad" ] && return 0
+	log "bus links without their peer:$bad"
 	return 1
 }
 

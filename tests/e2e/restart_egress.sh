@@ -62,6 +62,7 @@ cat "$T/summary.json"
 [ $rc = 0 ] || { log "exoplex-call failed ($rc)"; cat "$T/call.log" >&2; exit 1; }
 fail=0
 check_resumed "$T/summary.json" "$kill_ms" "$restart_ms" 2000 || fail=1
+links_up || fail=1
 
 wait_scribe_stat '["client_closed_1000"]' 1 10 || fail=1
 wait_ended 1 20 || exit 1

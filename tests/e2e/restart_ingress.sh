@@ -64,4 +64,5 @@ wait_http "$ADM_I/readyz" 10 || exit 1
 	--expect-no-violations >"$T/summary2.json" 2>"$T/call2.log" ||
 	{ log "a call through the restarted ingress failed"; cat "$T/summary2.json" "$T/call2.log" >&2; exit 1; }
 wait_ended 2 10 || exit 1
+links_up || exit 1
 log "PASS kill -9 of ingress: session closed, server released, call.ended bridge_error, all within $BOUND_MS ms"

@@ -32,6 +32,7 @@ rc=$?
 cat "$T/summary.json"
 [ $rc = 0 ] || { log "exoplex-call failed ($rc)"; cat "$T/call.log" >&2; exit 1; }
 check_resumed "$T/summary.json" "$kill_ms" "$restart_ms" 2000 || exit 1
+links_up || exit 1
 
 # The new transcoder learned the call, began a new uplink stream and
 # decoded the agent's audio; the stand-in read the chained stream without
