@@ -5,8 +5,15 @@
 # it the live session again, it starts a new chained Ogg stream, and the
 # caller hears the agent (the stand-in's echo of a 1 kHz tone) again
 # within 2 s of the restart.
+#
+# With "egress-slow", egress is stopped (SIGSTOP) across the kill and the
+# restart for 300 ms, so the new transcoder dials before egress has seen
+# its old link close: NNG's pair1 refuses the new link at first, and
+# egress must still count its peer (it once dropped all the agent's audio
+# as for an absent transcoder).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/restart_lib.sh"
+MODE=${1:-}
 
 start_fakeplex --mode echo || exit 1
 ENV=(EXOPLEX_PERSONAPLEX_URLS="$PLEX_URL")
@@ -21,9 +28,14 @@ CALL=$!
 sleep 6
 kill -0 $CALL 2>/dev/null || { log "the call ended early"; cat "$T/call.log" >&2; exit 1; }
 kill_ms=$(now_ms)
+[ "$MODE" = egress-slow ] && kill -STOP "$(pid_of egress)"
 kill -KILL "$(pid_of transcoder)"
 spawn transcoder2 env "${ENV[@]}" "$BIN/exoplex-transcoder" --admin "127.0.0.1:$P_ADM_T"
 restart_ms=$(now_ms)
+if [ "$MODE" = egress-slow ]; then
+	sleep 0.3
+	kill -CONT "$(pid_of egress)"
+fi
 log "transcoder killed and restarted"
 wait_http "$ADM_T/healthz" || exit 1
 
