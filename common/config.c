@@ -331,11 +331,11 @@ cfg_common_opts(struct cfg_opt *out, struct cfg_common *c,
 			    "stretch its hold up to this many microseconds "
 			    "(fewer messages when CPU is short; docs/bus.md)" },
 		{ .flag = "sched-policy", .env = "EXOPLEX_SCHED_POLICY",
-		    .def = "normal", .type = CFG_ENUM, .dst = &c->sched_policy,
+		    .def = "batch", .type = CFG_ENUM, .dst = &c->sched_policy,
 		    .choices = SCHEDPOL_CHOICES,
-		    .help = "Linux scheduling policy of every thread: normal, "
-			    "or batch (no preemption on wake-up: half the "
-			    "thread switches; docs/performance.md)" },
+		    .help = "Linux scheduling policy of every thread: batch "
+			    "(no preemption on wake-up: half the thread "
+			    "switches; docs/performance.md) or normal" },
 	};
 	memcpy(out, common, sizeof(common));
 	return CFG_COMMON_N;

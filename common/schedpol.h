@@ -11,8 +11,7 @@
  * the next tick. On the 2-core VM it halved the trio's thread switches
  * and took up to a sixth off its CPU per call (docs/performance.md).
  * Unprivileged processes may choose it, so containers need nothing extra.
- * exoplex's default stays normal until the one failure of
- * e2e.restart_transcoder under batch is understood.
+ * It is exoplex's default; normal stays a choice.
  */
 #ifndef EXO_SCHEDPOL_H
 #define EXO_SCHEDPOL_H

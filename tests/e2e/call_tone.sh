@@ -5,7 +5,7 @@
 # message to the caller must be whole 20 ms frames, and the stand-in's strict
 # reader must count no protocol violation. Every thread of the three
 # processes, NNG's and the transcoder's shards too, must run under the
-# scheduling policy POLICY (EXOPLEX_SCHED_POLICY; default normal).
+# scheduling policy POLICY (EXOPLEX_SCHED_POLICY; default batch).
 . "$(dirname "$0")/../lib.sh"
 RATE=${1:-8000}
 POLICY=${2:-}
@@ -28,8 +28,8 @@ log "fakeplex: sessions_started=$s violations=$v"
 [ "$s" -ge 1 ] || { log "no PersonaPlex session was started"; exit 1; }
 [ "$v" = 0 ] || { log "fakeplex counted $v protocol violations"; cat "$T/stats.json" >&2; exit 1; }
 
-want=0
-[ "$POLICY" = batch ] && want=3
+want=3 # SCHED_BATCH
+[ "$POLICY" = normal ] && want=0
 for p in ingress transcoder egress; do
 	thread_policies "$(pid_of $p)" >"$T/policy.$p"
 	n=$(wc -l <"$T/policy.$p")
