@@ -25,12 +25,17 @@
 #include "arena.h"
 #include "clock.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 
 /* Frame kinds are the oneof's field numbers 16..(16 + KINDS - 1). */
 #define KIND_BASE 16
 #define KINDS 17
 #define HOLD_LATE_US 20000 /* audio a frame late: see hold_adapt */
+/* The send queue's buffers, freed when emptied past these: a turn of 400
+ * calls' frames fits in them. */
+#define BUS_ARENA_KEEP (512u << 10)
+#define BUS_ENTS_KEEP 8192
 
 static const char *kind_names[KINDS] = {
 	"call_start", "caller_audio", "uplink_ogg", "downlink_ogg",
@@ -660,6 +665,16 @@ consume(struct bus *b, size_t n)
 	if (b->ent_n == 0) {
 		b->arena_len = 0;
 		b->ent_head = 0;
+		/* Grown by a backlog (an absent or slow peer): not kept at
+		 * that high-water mark. */
+		if (b->arena_cap > BUS_ARENA_KEEP || b->ent_cap > BUS_ENTS_KEEP) {
+			free(b->arena);
+			free(b->ents);
+			b->arena = NULL;
+			b->ents = NULL;
+			b->arena_cap = b->ent_cap = 0;
+			memtrim_note();
+		}
 		return;
 	}
 	size_t first = ent_at(b, 0)->off;

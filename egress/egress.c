@@ -50,6 +50,7 @@
 #include "evloop.h"
 #include "hooks.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "mode.h"
 #include "oggdur.h"
@@ -1015,6 +1016,7 @@ call_free(struct call *c, const char *why)
 	free(c->text);
 	free(c->id);
 	free(c);
+	memtrim_note(); /* with its sessions' lws buffers */
 	capacity_update(e, false);
 }
 
@@ -1737,6 +1739,7 @@ tick(lws_sorted_usec_list_t *sul)
 	struct egress *e = lws_container_of(sul, struct egress, tick);
 
 	work(e, true);
+	memtrim_maybe(mono_us());
 	if (bus_take_new_peer(e->links[LINK_T].bus))
 		strmap_each(e->calls, retell_call, NULL);
 	ingress_changed(e, mono_us());

@@ -58,6 +58,7 @@
 #include "evloop.h"
 #include "exotel.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "outq.h"
 #include "playback.h"
@@ -1083,6 +1084,7 @@ conn_free(struct server *s, struct conn *c)
 	outq_fini(&c->q);
 	free(c->rx);
 	free(c);
+	memtrim_note(); /* with lws's buffers for the socket */
 }
 
 static struct conn *
@@ -1635,6 +1637,7 @@ tick_cb(lws_sorted_usec_list_t *sul)
 	uint32_t       lag_max = 0;
 
 	lws_sul_schedule(s->ctx, 0, &s->tick, tick_cb, TICK_US);
+	memtrim_maybe(now);
 	if (bus_take_new_peer(s->o.bus_transcoder))
 		reannounce(s, s->o.bus_transcoder, "transcoder");
 	if (bus_take_new_peer(s->o.bus_control))

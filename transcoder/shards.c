@@ -20,6 +20,7 @@
 #include "bus.h"
 #include "clock.h"
 #include "log.h"
+#include "memtrim.h"
 #include "strmap.h"
 
 #define FLUSH_AT 16 /* queued frames that make the bus thread flush */
@@ -28,6 +29,11 @@
 #define ENV_SPARE_CAP (256u << 10) /* and the largest kept */
 #define OWNER_SLACK_US (10 * 1000000ull) /* see owner_old */
 #define PUBLISH_US 1000 /* shards_opts.publish_us's default: the bus hold */
+/* Emptied arrays and buffers past these are freed rather than kept: they
+ * grew in a backlog (a stalled host, a burst) and would hold the process
+ * at that high-water mark. A turn of 400 calls' frames fits in them. */
+#define ITEMS_KEEP 4096 /* items: 128 kB */
+#define OUTBUF_KEEP (256u << 10)
 
 /* A received Envelope in its own arena, which goes back to the shards'
  * spares when the last of its frames is handled. */
@@ -180,6 +186,32 @@ items_push(struct items *v, const struct item *it)
 	return 0;
 }
 
+/* Empties v, and frees its array if it grew past ITEMS_KEEP. */
+static void
+items_empty(struct items *v)
+{
+	v->n = 0;
+	if (v->cap > ITEMS_KEEP) {
+		free(v->v);
+		v->v   = NULL;
+		v->cap = 0;
+		memtrim_note();
+	}
+}
+
+/* Empties b, and frees its buffer if it grew past OUTBUF_KEEP. */
+static void
+outbuf_empty(struct outbuf *b)
+{
+	b->len = 0;
+	if (b->cap > OUTBUF_KEEP) {
+		free(b->p);
+		b->p   = NULL;
+		b->cap = 0;
+		memtrim_note();
+	}
+}
+
 static int
 outbuf_reserve(struct outbuf *b, size_t more)
 {
@@ -246,7 +278,7 @@ shard_publish(struct shard *sh)
 		    sh->outbox.p + sh->outbox.len, sh->local.p, sh->local.len);
 		sh->outbox.len += sh->local.len;
 	}
-	sh->local.len = 0;
+	outbuf_empty(&sh->local);
 	if (write(sh->s->evfd, &one, sizeof(one)) < 0) {
 		/* The counter is saturated: a wake is due anyway. */
 	}
@@ -323,12 +355,12 @@ shard_work(struct shard *sh, struct items *work, struct items *late)
 			if (it->f)
 				envref_put(it->ref);
 		}
-		late->n   = 0;
+		items_empty(late);
 		published = mono_us();
 		/* Under a sustained overload this batch may not end soon. */
 		loop_housekeeping(sh->loop, published);
 	}
-	work->n = 0;
+	items_empty(work);
 }
 
 static void *
@@ -654,7 +686,7 @@ dispatch(struct shards *s)
 		}
 		pthread_cond_signal(&sh->cv);
 		pthread_mutex_unlock(&sh->mu);
-		sh->pend.n = 0;
+		items_empty(&sh->pend);
 	}
 }
 
@@ -689,7 +721,7 @@ collect(struct shards *s)
 			if (bus_pending(eg) >= FLUSH_AT)
 				bus_flush(eg);
 		}
-		s->take.len = 0;
+		outbuf_empty(&s->take);
 	}
 }
 
