@@ -4,8 +4,9 @@
  * Why: glibc keeps freed memory resident in its arenas (only the top of a
  * heap shrinks on its own), so the state of calls that ended (codec state,
  * lws's buffers, ~30-150 kB a call) would hold a process near its busiest
- * size long after. Code that frees a call calls memtrim_note; a
- * housekeeping tick calls memtrim_maybe, which runs malloc_trim(0) (every
+ * size long after, as would buffers a backlog grew (the shards' work
+ * arrays, a bus's send queue). Code that frees a call or such a buffer
+ * calls memtrim_note; a housekeeping tick calls memtrim_maybe, which runs malloc_trim(0) (every
  * arena's free pages go back) at most once per MEMTRIM_EVERY_US, and only
  * when something was noted. Thread-safe; nothing to set up or free.
  */
