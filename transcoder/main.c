@@ -61,9 +61,9 @@ int
 main(int argc, char **argv)
 {
 	struct cfg_common cc;
-	struct cfg_opt    opts[CFG_COMMON_N + 7];
+	struct cfg_opt    opts[CFG_COMMON_N + 8];
 	long             complexity = 0, bitrate = 0, idle_s = 0, grace_ms = 0;
-	long             threads   = 0;
+	long              threads = 0, max_wait_ms = 0;
 	const char      *opus_rate = NULL, *per_page = NULL;
 	char             err[512], url_in[512], url_eg[512], engine[32];
 	struct log       lg;
@@ -139,6 +139,16 @@ main(int argc, char **argv)
 		.max                         = SHARDS_MAX,
 		.help = "threads the calls are spread over (one carries about "
 		        "100 calls at complexity 5); 0 = one per online CPU" };
+	opts[n++] = (struct cfg_opt) { .flag = "max-wait-ms",
+		.env  = "EXOPLEX_TRANSCODER_MAX_WAIT_MS",
+		.def  = "1000",
+		.type = CFG_INT,
+		.dst  = &max_wait_ms,
+		.min  = 0,
+		.max  = 600000,
+		.help = "caller audio that waited longer than this for a "
+		        "thread is dropped, not encoded late (overload); "
+		        "0 = never" };
 	rv = cfg_parse(opts, (size_t)n, argc, argv, "exoplex-transcoder", err,
 	    sizeof(err));
 	if (rv == 1)
@@ -223,8 +233,9 @@ main(int argc, char **argv)
 	}
 	if (threads > 1
 	    && (rv = shards_alloc(&shards,
-	            &(struct shards_opts) {
-	                .loop = lo, .n = (unsigned)threads }))
+	            &(struct shards_opts) { .loop = lo,
+	                .n                        = (unsigned)threads,
+	                .max_wait_ms              = (unsigned)max_wait_ms }))
 	        != 0) {
 		LOGE(&lg, NULL, "cannot start %ld threads: %s", threads,
 		    strerror(rv));

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "log.h"
 #include "memtrim.h"
+#include "metrics.h"
 #include "strmap.h"
 
 #define FLUSH_AT 16 /* queued frames that make the bus thread flush */
@@ -29,6 +30,7 @@
 #define ENV_SPARE_CAP (256u << 10) /* and the largest kept */
 #define OWNER_SLACK_US (10 * 1000000ull) /* see owner_old */
 #define PUBLISH_US 1000 /* shards_opts.publish_us's default: the bus hold */
+#define STALE_WARN_US (10 * 1000000ull) /* a shard's overload warnings */
 /* Emptied arrays and buffers past these are freed rather than kept: they
  * grew in a backlog (a stalled host, a burst) and would hold the process
  * at that high-water mark. A turn of 400 calls' frames fits in them. */
@@ -50,6 +52,7 @@ struct item {
 	const Exo__Frame *f;
 	struct envref    *ref;
 	uint64_t          lost_us;
+	uint64_t          rx_us; /* mono: taken off the link */
 	bool              from_egress;
 	bool              done; /* shard_work's: handled ahead of its turn */
 };
@@ -84,6 +87,8 @@ struct shard {
 	struct outbuf   local; /* the shard thread's: this batch's output */
 	struct items    pend; /* the bus thread's: this turn's input */
 	bool            oom_logged;
+	uint64_t        stale_n; /* the shard thread's: since the warning */
+	uint64_t        stale_warn_us;
 };
 
 /* Where a call's frames go (the bus thread's): set by its first frame,
@@ -102,6 +107,7 @@ struct shards {
 	unsigned           nlive[SHARDS_MAX]; /* live owners per shard */
 	uint64_t           owner_keep_us, sweep_us;
 	bool               owner_oom_logged;
+	struct metric     *m_stale;
 	int                evfd;
 	struct outbuf      take; /* the bus thread's: an outbox swapped out */
 	int                in_peers;
@@ -312,6 +318,35 @@ jump(struct shard *sh, struct item *it, bool *held)
 	return true;
 }
 
+/* Whether it is caller audio that waited for this shard longer than
+ * max_wait_ms: the shard is behind (more calls than the CPU can encode,
+ * or the host stalled it). Such audio is dropped rather than encoded
+ * late, so that a backlog shrinks instead of growing with every second
+ * of overload, and with it the delay of every call and the memory the
+ * queued frames hold. */
+static bool
+stale(struct shard *sh, const struct item *it, uint64_t now)
+{
+	uint64_t max = (uint64_t)sh->s->o.max_wait_ms * 1000;
+
+	if (max == 0 || it->from_egress || it->f == NULL
+	    || it->f->body_case != EXO__FRAME__BODY_CALLER_AUDIO
+	    || now - it->rx_us <= max)
+		return false;
+	metric_inc(sh->s->m_stale);
+	sh->stale_n++;
+	if (now - sh->stale_warn_us >= STALE_WARN_US) {
+		LOGW(sh->s->o.loop.log, NULL,
+		    "overloaded: %llu caller audio frames waited over %u ms "
+		    "for this thread and were dropped",
+		    (unsigned long long)sh->stale_n, sh->s->o.max_wait_ms);
+		sh->stale_n       = 0;
+		sh->stale_warn_us = now;
+	}
+	envref_put(it->ref);
+	return true;
+}
+
 /* Handles work, taken from the inbox: downlink pages first (may_jump),
  * then the rest in order. During a long batch (a burst, or the host
  * stalled this thread) the output goes to the bus thread at least every
@@ -323,16 +358,28 @@ shard_work(struct shard *sh, struct items *work, struct items *late)
 	uint64_t     published = mono_us();
 	bool         held      = false;
 	struct items tmp;
+	size_t       i = 0;
 
-	for (size_t i = 0; i < work->n; i++)
-		work->v[i].done = jump(sh, &work->v[i], &held);
-	for (size_t i = 0; i < work->n; i++) {
-		if (work->v[i].done)
+	for (size_t k = 0; k < work->n; k++)
+		work->v[k].done = jump(sh, &work->v[k], &held);
+	while (i < work->n) {
+		struct item *it = &work->v[i++];
+		if (it->done || stale(sh, it, mono_us()))
 			continue;
-		shard_handle(sh, &work->v[i]);
-		if (i + 1 == work->n
+		shard_handle(sh, it);
+		if (i == work->n
 		    || mono_us() - published < sh->s->o.publish_us)
 			continue;
+		/* Under a sustained overload the batch never ends: drop what
+		 * it handled once that is half the array, or the array grows
+		 * by every frame that comes (each item moves once on
+		 * average). */
+		if (2 * i >= work->n) {
+			memmove(work->v, work->v + i,
+			    (work->n - i) * sizeof(*work->v));
+			work->n -= i;
+			i = 0;
+		}
 		pthread_mutex_lock(&sh->mu);
 		shard_publish(sh);
 		tmp       = sh->inbox;
@@ -345,15 +392,15 @@ shard_work(struct shard *sh, struct items *work, struct items *late)
 		 * let them run now. A no-op when none waits. */
 		sched_yield();
 		for (size_t k = 0; k < late->n; k++) {
-			struct item *it = &late->v[k];
-			if (jump(sh, it, &held))
+			struct item *lt = &late->v[k];
+			if (jump(sh, lt, &held))
 				continue;
-			it->done = false;
-			if (items_push(work, it) == 0)
+			lt->done = false;
+			if (items_push(work, lt) == 0)
 				continue;
 			/* Out of memory: dropped, as dispatch would. */
-			if (it->f)
-				envref_put(it->ref);
+			if (lt->f)
+				envref_put(lt->ref);
 		}
 		items_empty(late);
 		published = mono_us();
@@ -566,6 +613,11 @@ shards_alloc(struct shards **out, const struct shards_opts *o)
 	s->evfd = -1;
 	if (s->o.publish_us == 0)
 		s->o.publish_us = PUBLISH_US;
+	s->m_stale
+	    = metrics_counter(o->loop.metrics, "transcoder_stale_frames_total",
+	        "Caller audio frames dropped after waiting longer than "
+	        "EXOPLEX_TRANSCODER_MAX_WAIT_MS for a transcoder thread.",
+	        NULL);
 	/* As loop_alloc's default. */
 	s->owner_keep_us = (o->loop.idle_s ? o->loop.idle_s : 60) * 1000000ull
 	    + OWNER_SLACK_US;
@@ -650,9 +702,10 @@ drain(struct shards *s, struct bus *b, bool from_egress, uint64_t now)
 		for (size_t k = 0; k < env->n_frames; k++) {
 			const Exo__Frame *f = env->frames[k];
 			struct shard *sh    = &s->sh[route(s, f, now)];
-			struct item   it    = {
-				     .f = f, .ref = ref, .from_egress = from_egress
-			};
+			struct item       it    = { .f = f,
+				         .ref          = ref,
+				         .rx_us        = now,
+				         .from_egress  = from_egress };
 			bus_count_in(b, f);
 			atomic_fetch_add(&ref->refs, 1);
 			if (items_push(&sh->pend, &it)) {

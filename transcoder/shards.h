@@ -13,7 +13,8 @@
  * thread. An eventfd wakes the bus thread when a shard has output: at
  * the end of a batch and, in a long one, every publish_us. A shard
  * decodes the downlink pages it holds before the caller audio taken with
- * them (each link keeps its own order).
+ * them (each link keeps its own order), and drops caller audio that
+ * waited past max_wait_ms.
  *
  * shards_free stops and joins the threads and frees every call; it does
  * not own the buses, the log, the metrics or the admin server.
@@ -36,6 +37,11 @@ struct shards_opts {
 	 * has handled what it took, and during a longer batch (a burst, or
 	 * the host stalled it) at least this often. 0: 1000. */
 	unsigned publish_us;
+	/* Caller audio that waited longer than this for its shard is
+	 * dropped, not encoded late (counted in
+	 * transcoder_stale_frames_total): an overloaded transcoder sheds
+	 * its backlog instead of falling further behind. 0: never. */
+	unsigned max_wait_ms;
 };
 
 #define SHARDS_MAX 64

@@ -78,6 +78,7 @@ call_index(const char *id)
 }
 
 static unsigned publish_us; /* shards_opts.publish_us for rig_open */
+static unsigned max_wait_ms; /* shards_opts.max_wait_ms for rig_open */
 
 /* Opens the rig with n shards and forgets what earlier tests saw. */
 static int
@@ -111,6 +112,7 @@ rig_open_idle(struct rig *r, unsigned n, unsigned idle_s)
 	TEST_ASSERT(bus_peers(r->tx_in) && bus_peers(r->tx_eg));
 	struct shards_opts so = { .n = n,
 		.publish_us          = publish_us,
+		.max_wait_ms         = max_wait_ms,
 		.loop                = { .log  = &r->lg,
 		                   .metrics    = r->m,
 		                   .ingress    = r->tx_in,
@@ -481,6 +483,73 @@ test_downlink_waits_for_its_call(void)
 	return 0;
 }
 
+static int64_t
+counter(struct rig *r, const char *name)
+{
+	return metric_get(metrics_counter(r->m, name, "", NULL));
+}
+
+/* A shard that falls behind drops caller audio that waited for it past
+ * max_wait_ms instead of encoding it late; with 0 it encodes all. 5 s of
+ * one call's audio reach the shard in one turn: encoding takes 50 us a
+ * frame or more on any machine, so with 1 ms allowed most must go. */
+static int
+stale_run(unsigned wait_ms, int64_t *stale, int64_t *encoded)
+{
+	static struct rig r;
+	enum { FRAMES = 250 };
+
+	max_wait_ms = wait_ms;
+	if (rig_open(&r, 2))
+		return 1;
+	max_wait_ms = 0;
+	send_call_start(&r, 0);
+	send_ready(&r, 0);
+	PUMP_UNTIL(&r, seen[0].headers == 2);
+	TEST_EQ(seen[0].headers, 2);
+	/* Flushed every 20 frames: the bus keeps 25 a call. */
+	for (size_t k = 0; k < FRAMES; k++) {
+		send_audio(&r, 0, k * FR);
+		if (k % 20 == 19)
+			bus_flush(r.ingress);
+	}
+	bus_flush(r.ingress);
+	nap();
+	PUMP_UNTIL(&r,
+	    counter(&r, "transcoder_stale_frames_total")
+	            + counter(&r, "transcoder_frames_encoded_total")
+	        >= FRAMES - 2);
+	*stale   = counter(&r, "transcoder_stale_frames_total");
+	*encoded = counter(&r, "transcoder_frames_encoded_total");
+	printf("  max wait %u ms: %lld dropped, %lld encoded, %zu pages\n",
+	    wait_ms, (long long)*stale, (long long)*encoded, seen[0].pages);
+	/* Every frame either way (the resampler holds back a few ms). */
+	TEST_ASSERT(*stale + *encoded >= FRAMES - 2);
+	TEST_ASSERT(*stale + *encoded <= FRAMES);
+	TEST_EQ(seen[0].seq_gaps, 0);
+	/* The call goes on: its stop still frees it. */
+	send_stop(&r, 0);
+	PUMP_UNTIL(&r, calls_active(&r) == 0);
+	TEST_EQ(calls_active(&r), 0);
+	rig_close(&r);
+	return 0;
+}
+
+static int
+test_stale_audio_dropped(void)
+{
+	int64_t stale, encoded;
+
+	if (stale_run(1, &stale, &encoded))
+		return 1;
+	TEST_ASSERT(stale >= 125);
+	TEST_ASSERT(encoded >= 1);
+	if (stale_run(0, &stale, &encoded))
+		return 1;
+	TEST_EQ(stale, 0);
+	return 0;
+}
+
 /* FNV-1a of the call_id modulo n: where a hash would put a call. */
 static unsigned
 hash_shard(const char *id, unsigned n)
@@ -592,4 +661,5 @@ test_bad_opts(void)
 
 TEST_MAIN(TEST(test_many_calls), TEST(test_least_loaded),
     TEST(test_owners_expire), TEST(test_unknown_and_stop),
-    TEST(test_downlink_waits_for_its_call), TEST(test_bad_opts))
+    TEST(test_downlink_waits_for_its_call), TEST(test_stale_audio_dropped),
+    TEST(test_bad_opts))
