@@ -128,9 +128,10 @@ def sum_metric(m, name, want):
     return t
 
 
-def judge(s, n, rc, lat):
+def judge(s, n, rc, lat, stale=0):
     """Why a run of n calls is not clean (empty: clean): s is
-    exoplex-call's summary, rc its exit code, lat the run's latency."""
+    exoplex-call's summary, rc its exit code, lat the run's latency,
+    stale the caller frames the transcoder dropped as too old."""
     why = []
     if not s:
         why.append("no summary")
@@ -156,6 +157,11 @@ def judge(s, n, rc, lat):
         p50 = lat.get(d, {}).get("p50_ms")
         if p50 is not None and p50 > BACKLOG_P50_MS:
             why.append("backlog: %s p50 %.0f ms" % (d, p50))
+    # A transcoder that fell a second behind drops the caller's audio
+    # (EXOPLEX_TRANSCODER_MAX_WAIT_MS); the calls may still hear most of
+    # their own, but it did not keep up.
+    if stale:
+        why.append("transcoder dropped %d stale caller frames" % stale)
     if rc not in (0, 1):
         why.append("exoplex-call exit %d" % rc)
     return why
@@ -294,7 +300,10 @@ def run(d):
             "dominant_hz", "rms_dbfs", "gaps", "gap_ms", "notes"]
     r["call_summary"] = {k: s.get(k) for k in keep if k in s}
     r["call_exit"] = rc
-    why = judge(s, n, rc, r["latency"])
+    # The trio starts afresh for each run: the count since its start.
+    r["transcoder_stale_frames"] = int(sum_metric(
+        m1["transcoder"], "exoplex_transcoder_stale_frames_total", {}))
+    why = judge(s, n, rc, r["latency"], r["transcoder_stale_frames"])
     r["clean"] = not why
     r["broken_because"] = why
     return r

@@ -120,5 +120,9 @@ why = r.judge(ok, 10, 0, lat(435.0, 4.0))
 assert why == ["backlog: up p50 435 ms"], why
 why = r.judge(dict(ok, min_seconds_received=20), 10, 0, lat(3.0, 60.0))
 assert len(why) == 2 and why[1] == "backlog: down p50 60 ms", why
+# Caller audio the transcoder dropped as stale breaks a run whose calls
+# heard enough and whose median kept up.
+why = r.judge(ok, 10, 0, lat(3.0, 2.0), 12)
+assert why == ["transcoder dropped 12 stale caller frames"], why
 PY
 echo "PASS bench tools: the floor, the probe, the report's summary and its verdict"
