@@ -63,7 +63,7 @@ main(int argc, char **argv)
 	struct cfg_common cc;
 	struct cfg_opt    opts[CFG_COMMON_N + 8];
 	long             complexity = 0, bitrate = 0, idle_s = 0, grace_ms = 0;
-	long              threads = 0, max_wait_ms = 0;
+	long             threads = 0, max_wait_ms = 0;
 	const char      *opus_rate = NULL, *per_page = NULL;
 	char             err[512], url_in[512], url_eg[512], engine[32];
 	struct log       lg;

@@ -700,12 +700,12 @@ drain(struct shards *s, struct bus *b, bool from_egress, uint64_t now)
 		ref->env = env;
 		atomic_init(&ref->refs, 1);
 		for (size_t k = 0; k < env->n_frames; k++) {
-			const Exo__Frame *f = env->frames[k];
-			struct shard *sh    = &s->sh[route(s, f, now)];
-			struct item       it    = { .f = f,
-				         .ref          = ref,
-				         .rx_us        = now,
-				         .from_egress  = from_egress };
+			const Exo__Frame *f  = env->frames[k];
+			struct shard     *sh = &s->sh[route(s, f, now)];
+			struct item       it = { .f = f,
+				      .ref          = ref,
+				      .rx_us        = now,
+				      .from_egress  = from_egress };
 			bus_count_in(b, f);
 			atomic_fetch_add(&ref->refs, 1);
 			if (items_push(&sh->pend, &it)) {
