@@ -318,14 +318,15 @@ jump(struct shard *sh, struct item *it, bool *held)
 	return true;
 }
 
-/* Whether it is caller audio that waited for this shard longer than
- * max_wait_ms: the shard is behind (more calls than the CPU can encode,
- * or the host stalled it). Such audio is dropped rather than encoded
- * late, so that a backlog shrinks instead of growing with every second
- * of overload, and with it the delay of every call and the memory the
- * queued frames hold. */
+/* Drops it (counts it, releases its Envelope, returns true) when it is
+ * caller audio that waited for this shard longer than max_wait_ms: the
+ * shard is behind (more calls than the CPU can encode, or the host
+ * stalled it). Such audio is dropped rather than encoded late, so that a
+ * backlog shrinks instead of growing with every second of overload, and
+ * with it the delay of every call and the memory the queued frames hold.
+ */
 static bool
-stale(struct shard *sh, const struct item *it, uint64_t now)
+drop_stale(struct shard *sh, const struct item *it, uint64_t now)
 {
 	uint64_t max = (uint64_t)sh->s->o.max_wait_ms * 1000;
 
@@ -364,7 +365,7 @@ shard_work(struct shard *sh, struct items *work, struct items *late)
 		work->v[k].done = jump(sh, &work->v[k], &held);
 	while (i < work->n) {
 		struct item *it = &work->v[i++];
-		if (it->done || stale(sh, it, mono_us()))
+		if (it->done || drop_stale(sh, it, mono_us()))
 			continue;
 		shard_handle(sh, it);
 		if (i == work->n
