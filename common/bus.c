@@ -36,6 +36,7 @@
  * calls' frames fits in them. */
 #define BUS_ARENA_KEEP (512u << 10)
 #define BUS_ENTS_KEEP 8192
+#define BUS_CC_KEEP 4096 /* per-call counts' slots kept when emptied */
 
 static const char *kind_names[KINDS] = {
 	"call_start", "caller_audio", "uplink_ogg", "downlink_ogg",
@@ -51,6 +52,14 @@ struct entry {
 	uint8_t audio;   /* droppable */
 	uint8_t dropped;
 	uint32_t age_us; /* audio: its age (now - ts_us) when queued */
+};
+
+/* Live audio frames queued for one call (by hash): a slot of the
+ * per-call counts, which count only in the current generation. */
+struct ccount {
+	uint64_t call;
+	uint32_t n;
+	uint32_t gen;
 };
 
 struct bus {
@@ -77,6 +86,14 @@ struct bus {
 	unsigned hold_us; /* now: o.hold_us .. o.hold_max_us (stretch) */
 	size_t audio_n; /* live audio entries queued */
 	size_t control_n;
+	/* Live audio entries per call, so that the per-call cap costs one
+	 * lookup a frame (see cc_slot); open addressing, at most half
+	 * full. cc_off: a grow failed, count by walking the queue until it
+	 * holds no audio. */
+	struct ccount *cc;
+	size_t cc_cap, cc_used;
+	uint32_t cc_gen;
+	bool cc_off;
 
 	_Atomic int peers;
 	pthread_mutex_t pipe_mu; /* pipe_cb's, on NNG's threads */
@@ -392,6 +409,7 @@ bus_open(struct bus **out, const struct bus_opts *o)
 	pthread_mutex_init(&b->pipe_mu, NULL);
 	b->o = *o;
 	b->log = o->log;
+	b->cc_gen = 1; /* a calloc'd slot (gen 0) is empty */
 	snprintf(b->link, sizeof(b->link), "%s", o->link);
 	snprintf(b->self, sizeof(b->self), "%s", o->self);
 	b->o.link = b->link;
@@ -479,6 +497,7 @@ bus_close(struct bus *b)
 	nng_aio_free(b->rx_aio);
 	free(b->arena);
 	free(b->ents);
+	free(b->cc);
 	arena_free(b->rx);
 	pthread_mutex_destroy(&b->pipe_mu);
 	free(b);
@@ -515,22 +534,6 @@ ent_push(struct bus *b, const struct entry *e)
 	return 0;
 }
 
-/* Drops the oldest queued audio frame of the call with hash h. Cheap only
- * because it runs while the peer is slow and the queue is backed up. */
-static void
-drop_oldest_audio(struct bus *b, uint64_t h)
-{
-	for (size_t i = 0; i < b->ent_n; i++) {
-		struct entry *e = ent_at(b, i);
-		if (e->audio && !e->dropped && e->call == h) {
-			e->dropped = 1;
-			b->audio_n--;
-			metric_inc(b->dropped[e->kind]);
-			return;
-		}
-	}
-}
-
 static size_t
 call_audio_queued(struct bus *b, uint64_t h)
 {
@@ -541,6 +544,126 @@ call_audio_queued(struct bus *b, uint64_t h)
 	}
 	return n;
 }
+
+/* Doubles the per-call counts' table (at least 64 slots), keeping the
+ * counts of this generation. */
+static int
+cc_grow(struct bus *b)
+{
+	size_t ncap = b->cc_cap ? 2 * b->cc_cap : 64;
+	struct ccount *nc = calloc(ncap, sizeof(*nc)); /* gen 0: empty */
+
+	if (!nc)
+		return ENOMEM;
+	b->cc_used = 0;
+	for (size_t i = 0; i < b->cc_cap; i++) {
+		struct ccount *c = &b->cc[i];
+		if (c->gen != b->cc_gen || c->n == 0)
+			continue;
+		size_t j = (size_t) (c->call ^ c->call >> 32) & (ncap - 1);
+		while (nc[j].gen == b->cc_gen)
+			j = (j + 1) & (ncap - 1);
+		nc[j] = *c;
+		b->cc_used++;
+	}
+	free(b->cc);
+	b->cc = nc;
+	b->cc_cap = ncap;
+	return 0;
+}
+
+/* The count of call h; with add, made (0) if it has none, else NULL.
+ * Walking the queue for every frame instead made a turn of n calls'
+ * frames cost O(n^2) once audio_max were queued in all: 4% of ingress
+ * at 300 calls. NULL with add only when out of memory. */
+static struct ccount *
+cc_slot(struct bus *b, uint64_t h, bool add)
+{
+	if (add && 2 * (b->cc_used + 1) > b->cc_cap && cc_grow(b))
+		return NULL;
+	if (b->cc_cap == 0)
+		return NULL;
+	size_t mask = b->cc_cap - 1;
+	for (size_t i = (size_t) (h ^ h >> 32) & mask;; i = (i + 1) & mask) {
+		struct ccount *c = &b->cc[i];
+		if (c->gen != b->cc_gen) {
+			if (!add)
+				return NULL;
+			*c = (struct ccount) { .call = h, .gen = b->cc_gen };
+			b->cc_used++;
+			return c;
+		}
+		if (c->call == h)
+			return c;
+	}
+}
+
+static void
+cc_inc(struct bus *b, uint64_t h)
+{
+	struct ccount *c;
+
+	if (b->cc_off)
+		return;
+	if ((c = cc_slot(b, h, true)) == NULL)
+		b->cc_off = true;
+	else
+		c->n++;
+}
+
+static void
+cc_dec(struct bus *b, uint64_t h)
+{
+	struct ccount *c;
+
+	if (!b->cc_off && (c = cc_slot(b, h, false)) != NULL && c->n)
+		c->n--;
+}
+
+static size_t
+cc_get(struct bus *b, uint64_t h)
+{
+	struct ccount *c;
+
+	if (b->cc_off)
+		return call_audio_queued(b, h);
+	return (c = cc_slot(b, h, false)) != NULL ? c->n : 0;
+}
+
+/* Forgets every call's count: the queue holds no live audio. */
+static void
+cc_clear(struct bus *b)
+{
+	b->cc_used = 0;
+	b->cc_off = false;
+	if (++b->cc_gen == 0) { /* wrapped: old slots would count again */
+		memset(b->cc, 0, b->cc_cap * sizeof(*b->cc));
+		b->cc_gen = 1;
+	}
+	if (b->cc_cap > BUS_CC_KEEP) { /* grown by a backlog */
+		free(b->cc);
+		b->cc = NULL;
+		b->cc_cap = 0;
+	}
+}
+
+/* Drops the oldest queued audio frame of the call with hash h. Cheap only
+ * because it runs while the peer is slow and the queue is backed up. */
+static void
+drop_oldest_audio(struct bus *b, uint64_t h)
+{
+	for (size_t i = 0; i < b->ent_n; i++) {
+		struct entry *e = ent_at(b, i);
+		if (e->audio && !e->dropped && e->call == h) {
+			e->dropped = 1;
+			b->audio_n--;
+			cc_dec(b, h);
+			metric_inc(b->dropped[e->kind]);
+			return;
+		}
+	}
+}
+
 
 void
 bus_meta(const Exo__Frame *f, struct bus_meta *m)
@@ -584,7 +707,7 @@ enqueue(struct bus *b, const struct bus_meta *m, const Exo__Frame *f,
 		return ENOSPC;
 	}
 	if (audio && b->audio_n >= b->o.audio_max &&
-	    call_audio_queued(b, h) >= b->o.audio_max)
+	    cc_get(b, h) >= b->o.audio_max)
 		drop_oldest_audio(b, h);
 
 	size_t need = b->arena_len + flen + 11;
@@ -618,9 +741,10 @@ enqueue(struct bus *b, const struct bus_meta *m, const Exo__Frame *f,
 	if (ent_push(b, &e))
 		return ENOMEM;
 	b->arena_len += e.len;
-	if (audio)
+	if (audio) {
 		b->audio_n++;
-	else
+		cc_inc(b, h);
+	} else
 		b->control_n++;
 	return 0;
 }
@@ -651,13 +775,28 @@ bus_pending(const struct bus *b)
 static void
 consume(struct bus *b, size_t n)
 {
+	size_t audio = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		struct entry *e = ent_at(b, i);
 		if (!e->dropped) {
 			if (e->audio)
-				b->audio_n--;
+				audio++;
 			else
 				b->control_n--;
+		}
+	}
+	/* Usually all the queued audio left: forget the counts at once. */
+	if (audio == b->audio_n) {
+		b->audio_n = 0;
+		cc_clear(b);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			struct entry *e = ent_at(b, i);
+			if (e->audio && !e->dropped) {
+				b->audio_n--;
+				cc_dec(b, e->call);
+			}
 		}
 	}
 	b->ent_head = (b->ent_head + n) % (b->ent_cap ? b->ent_cap : 1);
@@ -844,6 +983,7 @@ bus_flush(struct bus *b)
 				metric_inc(b->dropped[e->kind]);
 			}
 		}
+		cc_clear(b);
 	}
 	return bus_pending(b);
 }

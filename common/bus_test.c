@@ -538,6 +538,66 @@ test_per_call_audio_cap_drops_oldest(void)
 	return 0;
 }
 
+/* The per-call counts behind the cap, across many calls (the table
+ * grows from 64 slots past 256): no call loses a frame while under its
+ * cap, and one over it loses its own oldest, whatever the others hold. */
+static int
+test_per_call_audio_cap_many_calls(void)
+{
+	struct pair p;
+	uint8_t     pcm[40] = { 0 };
+	char        id[16];
+	uint64_t    seq = 1;
+	TEST_EQ(pair_open(&p, 3, 0), 0);
+	nng_socket raw;
+	TEST_EQ(nng_pair1_open(&raw), 0);
+	nng_socket_set_int(raw, NNG_OPT_RECVBUF, 1);
+	TEST_EQ(nng_dial(raw, p.url, NULL, 0), 0);
+	TEST_ASSERT(wait_peer(p.a));
+	for (int i = 0; i < 100000 && bus_pending(p.a) == 0; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "fill", seq++, pcm, sizeof(pcm));
+		bus_send(p.a, &f);
+		bus_flush(p.a);
+	}
+	size_t base = bus_pending(p.a);
+	TEST_ASSERT(base > 0 && base <= 3);
+	/* 200 calls, three frames each (their cap), interleaved. */
+	for (int r = 0; r < 3; r++)
+		for (int c = 0; c < 200; c++) {
+			Exo__Frame f;
+			Exo__Audio a;
+			snprintf(id, sizeof(id), "c%d", c);
+			audio_frame(&f, &a, id, seq++, pcm, sizeof(pcm));
+			TEST_EQ(bus_send(p.a, &f), 0);
+		}
+	TEST_EQ(bus_pending(p.a), base + 600);
+	/* Over the cap: c7 and c150 each lose their oldest, nothing more. */
+	for (int k = 0; k < 4; k++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, k % 2 ? "c150" : "c7", seq++, pcm,
+		    sizeof(pcm));
+		TEST_EQ(bus_send(p.a, &f), 0);
+	}
+	TEST_EQ(bus_pending(p.a), base + 600);
+	/* A new call has room. */
+	{
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "new", seq++, pcm, sizeof(pcm));
+		TEST_EQ(bus_send(p.a, &f), 0);
+	}
+	TEST_EQ(bus_pending(p.a), base + 601);
+	nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 50);
+	for (nng_msg *m; nng_recvmsg(raw, &m, 0) == 0;)
+		nng_msg_free(m);
+	nng_close(raw);
+	pair_close(&p);
+	return 0;
+}
+
 static int
 test_garbage_is_counted_not_fatal(void)
 {
@@ -981,6 +1041,7 @@ TEST_MAIN(TEST(test_batch_roundtrip), TEST(test_next_in_arena),
     TEST(test_refused_pipe_keeps_peer),
     TEST(test_control_queue_bounded_and_loud),
     TEST(test_per_call_audio_cap_drops_oldest),
+    TEST(test_per_call_audio_cap_many_calls),
     TEST(test_garbage_is_counted_not_fatal),
     TEST(test_stale_ipc_socket_is_replaced), TEST(test_tap_url),
     TEST(test_tap_copies_both_directions),
