@@ -137,13 +137,13 @@ resample_run(int in_rate, int out_rate, const int16_t *in, size_t n,
 	return made;
 }
 
-/* Encodes pcm (at rate) in 20 ms frames with each of `states` encoders
- * in turn, as a transcoder thread serving that many calls does (their
- * states then compete for the caches); *ms is per encoder. Returns 0 or
- * EIO (ENOMEM). */
+/* Encodes pcm (at rate, from a call at src_rate) in 20 ms frames with
+ * each of `states` encoders in turn, as a transcoder thread serving that
+ * many calls does (their states then compete for the caches); *ms is per
+ * encoder. Returns 0 or EIO (ENOMEM). */
 static int
-encode_run(int rate, int cx, int bitrate, int states, const int16_t *pcm,
-    size_t n, double *ms, size_t *bytes, int *lookahead)
+encode_run(int rate, int src_rate, int cx, int bitrate, int states,
+    const int16_t *pcm, size_t n, double *ms, size_t *bytes, int *lookahead)
 {
 	struct codec_enc **e = calloc((size_t)states, sizeof(*e));
 	uint8_t            pkt[CODEC_MAX_PACKET];
@@ -154,7 +154,7 @@ encode_run(int rate, int cx, int bitrate, int states, const int16_t *pcm,
 	if (e == NULL)
 		return ENOMEM;
 	for (k = 0; k < states; k++)
-		if (codec_enc_alloc_rate(&e[k], rate, cx, bitrate)) {
+		if (codec_enc_alloc_rate(&e[k], rate, src_rate, cx, bitrate)) {
 			rc = EIO;
 			goto out;
 		}
@@ -184,7 +184,8 @@ out:
  * through encode and decode at rate, aligned by the encoder's look-ahead.
  * Opus is perceptual, so only compare complexities with each other. */
 static double
-encode_snr(int rate, int cx, int bitrate, const int16_t *pcm, size_t n)
+encode_snr(
+    int rate, int src_rate, int cx, int bitrate, const int16_t *pcm, size_t n)
 {
 	struct codec_enc *e;
 	struct codec_dec *d;
@@ -193,7 +194,8 @@ encode_snr(int rate, int cx, int bitrate, const int16_t *pcm, size_t n)
 	size_t   fr, len, got, made = 0, la;
 	double   sig = 0, err = 0;
 
-	if (out == NULL || codec_enc_alloc_rate(&e, rate, cx, bitrate)) {
+	if (out == NULL
+	    || codec_enc_alloc_rate(&e, rate, src_rate, cx, bitrate)) {
 		free(out);
 		return 0;
 	}
@@ -331,14 +333,15 @@ run_profile(struct profile *pf, const struct args *a, const int16_t *call,
 		pf->up_rs.ms[pf->up_rs.n++] = ms / secs;
 		for (int i = 0; i < a->ncx; i++) {
 			int cx = a->cx[i];
-			if (encode_run(orate, cx, a->bitrate, a->states, up,
-			        nup, &ms, &bytes, &pf->lookahead))
+			if (encode_run(orate, a->rate, cx, a->bitrate,
+			        a->states, up, nup, &ms, &bytes,
+			        &pf->lookahead))
 				goto out;
 			pf->enc[cx].ms[pf->enc[cx].n++] = ms / secs;
 			pf->up_bytes_s[cx]              = (double)bytes / secs;
 			if (rep == 0)
 				pf->snr_db[cx] = encode_snr(
-				    orate, cx, a->bitrate, up, nup);
+				    orate, a->rate, cx, a->bitrate, up, nup);
 		}
 		/* The downlink: as many seconds of PersonaPlex's 24 kHz
 		 * stream, decoded straight at the call's rate as tcall.c
@@ -551,7 +554,8 @@ probe_run(const struct args *a, const int16_t *call, size_t ncall,
 		goto out;
 	rc = EIO;
 	if (resample_alloc(&p.rs, a->rate, a->probe_rate)
-	    || codec_enc_alloc_rate(&p.enc, a->probe_rate, cx, a->bitrate)
+	    || codec_enc_alloc_rate(
+	        &p.enc, a->probe_rate, a->rate, cx, a->bitrate)
 	    || codec_dec_alloc_rate(&p.dec, a->rate))
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &next);

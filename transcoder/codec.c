@@ -29,12 +29,13 @@ codec_rate_ok(int rate)
 int
 codec_enc_alloc(struct codec_enc **out, int complexity, int bitrate)
 {
-	return codec_enc_alloc_rate(out, CODEC_RATE, complexity, bitrate);
+	return codec_enc_alloc_rate(
+	    out, CODEC_RATE, CODEC_RATE, complexity, bitrate);
 }
 
 int
-codec_enc_alloc_rate(
-    struct codec_enc **out, int rate, int complexity, int bitrate)
+codec_enc_alloc_rate(struct codec_enc **out, int rate, int src_rate,
+    int complexity, int bitrate)
 {
 	struct codec_enc *e;
 	int               err = 0;
@@ -58,6 +59,19 @@ codec_enc_alloc_rate(
 	    || opus_encoder_ctl(e->opus, OPUS_SET_BITRATE(bitrate))
 	    || opus_encoder_ctl(e->opus, OPUS_SET_DTX(0))
 	    || opus_encoder_ctl(e->opus, OPUS_GET_LOOKAHEAD(&e->lookahead))) {
+		codec_enc_free(e);
+		return EINVAL;
+	}
+	/* A call at 16 kHz or less has nothing above 8 kHz. At complexity 7
+	 * and up libopus analyses the signal and codes such audio, brought
+	 * to 24 kHz, as SILK wideband (1,490 of 1,499 frames of the floor's
+	 * speech at 8 kHz); below 7 it skips that analysis and codes hybrid
+	 * super-wideband, CELT spending about a seventh of the encode on the
+	 * empty 8-12 kHz band. This asks for what the analysis would choose
+	 * (docs/performance.md). */
+	if (rate > 16000 && src_rate <= 16000
+	    && opus_encoder_ctl(
+	        e->opus, OPUS_SET_MAX_BANDWIDTH(OPUS_BANDWIDTH_WIDEBAND))) {
 		codec_enc_free(e);
 		return EINVAL;
 	}

@@ -29,9 +29,11 @@ int codec_rate_ok(int rate);
 /* Creates a 24 kHz VOIP encoder (signal voice, DTX off) with complexity
  * 0..10 and bitrate in bit/s (500..512000). Returns 0, EINVAL or ENOMEM. */
 int codec_enc_alloc(struct codec_enc **out, int complexity, int bitrate);
-/* The same at rate (codec_rate_ok). */
-int codec_enc_alloc_rate(
-    struct codec_enc **out, int rate, int complexity, int bitrate);
+/* The same at rate (codec_rate_ok), for audio that came at src_rate (the
+ * call's rate, before resampling): from a call at 16 kHz or less the
+ * coded band stops at wideband (codec.c says why). */
+int  codec_enc_alloc_rate(struct codec_enc **out, int rate, int src_rate,
+     int complexity, int bitrate);
 void codec_enc_free(struct codec_enc *e);
 /* Forgets the signal history, for a stream that a fresh decoder reads. */
 void codec_enc_reset(struct codec_enc *e);

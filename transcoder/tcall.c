@@ -94,7 +94,7 @@ tcall_alloc(struct tcall **out, const struct tcall_opts *o)
 	c->arg     = o->arg;
 	if ((rc = resample_alloc(&c->up_rs, o->rate, c->opus_rate)) != 0
 	    || (rc = codec_enc_alloc_rate(
-	            &c->enc, c->opus_rate, o->complexity, o->bitrate))
+	            &c->enc, c->opus_rate, o->rate, o->complexity, o->bitrate))
 	        != 0
 	    || (rc = codec_dec_alloc_rate(&c->dec, o->rate)) != 0
 	    || (rc = oggw_alloc(&c->oggw)) != 0
