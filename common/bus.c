@@ -636,8 +636,11 @@ cc_clear(struct bus *b)
 {
 	b->cc_used = 0;
 	b->cc_off = false;
-	if (++b->cc_gen == 0) { /* wrapped: old slots would count again */
-		memset(b->cc, 0, b->cc_cap * sizeof(*b->cc));
+	/* Wrapped (2^32 clears: 50 days at 1,000 a second): slots of an old
+	 * generation would count again. */
+	if (++b->cc_gen == 0) {
+		if (b->cc)
+			memset(b->cc, 0, b->cc_cap * sizeof(*b->cc));
 		b->cc_gen = 1;
 	}
 	if (b->cc_cap > BUS_CC_KEEP) { /* grown by a backlog */
@@ -663,7 +666,6 @@ drop_oldest_audio(struct bus *b, uint64_t h)
 		}
 	}
 }
-
 
 void
 bus_meta(const Exo__Frame *f, struct bus_meta *m)
