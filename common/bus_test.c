@@ -491,28 +491,50 @@ test_control_queue_bounded_and_loud(void)
 	return 0;
 }
 
+/* Opens p.a with audio_max and a peer, *raw, that never reads, and
+ * sends call "slow" frames of n bytes until p.a keeps some queued (NNG's
+ * buffers full); *seq is the next seq. Returns 0 or -1. */
+static int
+slow_peer_open(struct pair *p, size_t audio_max, nng_socket *raw,
+    uint8_t *pcm, size_t n, uint64_t *seq)
+{
+	TEST_EQ(pair_open(p, audio_max, 0), 0);
+	TEST_EQ(nng_pair1_open(raw), 0);
+	nng_socket_set_int(*raw, NNG_OPT_RECVBUF, 1);
+	TEST_EQ(nng_dial(*raw, p->url, NULL, 0), 0);
+	TEST_ASSERT(wait_peer(p->a));
+	*seq = 1;
+	for (int i = 0; i < 100000 && bus_pending(p->a) == 0; i++) {
+		Exo__Frame f;
+		Exo__Audio a;
+		audio_frame(&f, &a, "slow", (*seq)++, pcm, n);
+		bus_send(p->a, &f);
+		bus_flush(p->a);
+	}
+	TEST_ASSERT(bus_pending(p->a) > 0);
+	return 0;
+}
+
+static void
+slow_peer_close(struct pair *p, nng_socket raw)
+{
+	/* Drain raw before closing it: NNG 1.5.2's nng_close can hang on a
+	 * pair1 socket whose full receive queue holds back a pipe. */
+	nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 50);
+	for (nng_msg *m; nng_recvmsg(raw, &m, 0) == 0;)
+		nng_msg_free(m);
+	nng_close(raw);
+	pair_close(p);
+}
+
 static int
 test_per_call_audio_cap_drops_oldest(void)
 {
 	struct pair p;
+	nng_socket  raw;
+	uint64_t    seq;
 	uint8_t     pcm[100] = { 0 };
-	/* A peer that never reads: fill NNG's buffers, then the bus's. */
-	TEST_EQ(pair_open(&p, 4, 0), 0);
-	nng_socket raw;
-	TEST_EQ(nng_pair1_open(&raw), 0);
-	nng_socket_set_int(raw, NNG_OPT_RECVBUF, 1);
-	TEST_EQ(nng_dial(raw, p.url, NULL, 0), 0);
-	TEST_ASSERT(wait_peer(p.a));
-	uint64_t seq = 1;
-	/* Push until the bus keeps frames queued (peer not reading). */
-	for (int i = 0; i < 100000 && bus_pending(p.a) == 0; i++) {
-		Exo__Frame f;
-		Exo__Audio a;
-		audio_frame(&f, &a, "slow", seq++, pcm, sizeof(pcm));
-		bus_send(p.a, &f);
-		bus_flush(p.a);
-	}
-	TEST_ASSERT(bus_pending(p.a) > 0);
+	TEST_EQ(slow_peer_open(&p, 4, &raw, pcm, sizeof(pcm), &seq), 0);
 	for (int i = 0; i < 20; i++) {
 		Exo__Frame f;
 		Exo__Audio a;
@@ -528,13 +550,7 @@ test_per_call_audio_cap_drops_oldest(void)
 	    strstr(txt, "exoplex_bus_frames_dropped_total{link=\"t\","
 			"kind=\"caller_audio\"} 3"));
 	free(txt);
-	/* Drain raw before closing it: NNG 1.5.2's nng_close can hang on a
-	 * pair1 socket whose full receive queue holds back a pipe. */
-	nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 50);
-	for (nng_msg *m; nng_recvmsg(raw, &m, 0) == 0;)
-		nng_msg_free(m);
-	nng_close(raw);
-	pair_close(&p);
+	slow_peer_close(&p, raw);
 	return 0;
 }
 
@@ -545,22 +561,11 @@ static int
 test_per_call_audio_cap_many_calls(void)
 {
 	struct pair p;
+	nng_socket  raw;
+	uint64_t    seq;
 	uint8_t     pcm[40] = { 0 };
 	char        id[16];
-	uint64_t    seq = 1;
-	TEST_EQ(pair_open(&p, 3, 0), 0);
-	nng_socket raw;
-	TEST_EQ(nng_pair1_open(&raw), 0);
-	nng_socket_set_int(raw, NNG_OPT_RECVBUF, 1);
-	TEST_EQ(nng_dial(raw, p.url, NULL, 0), 0);
-	TEST_ASSERT(wait_peer(p.a));
-	for (int i = 0; i < 100000 && bus_pending(p.a) == 0; i++) {
-		Exo__Frame f;
-		Exo__Audio a;
-		audio_frame(&f, &a, "fill", seq++, pcm, sizeof(pcm));
-		bus_send(p.a, &f);
-		bus_flush(p.a);
-	}
+	TEST_EQ(slow_peer_open(&p, 3, &raw, pcm, sizeof(pcm), &seq), 0);
 	size_t base = bus_pending(p.a);
 	TEST_ASSERT(base > 0 && base <= 3);
 	/* 200 calls, three frames each (their cap), interleaved. */
@@ -590,11 +595,7 @@ test_per_call_audio_cap_many_calls(void)
 		TEST_EQ(bus_send(p.a, &f), 0);
 	}
 	TEST_EQ(bus_pending(p.a), base + 601);
-	nng_socket_set_ms(raw, NNG_OPT_RECVTIMEO, 50);
-	for (nng_msg *m; nng_recvmsg(raw, &m, 0) == 0;)
-		nng_msg_free(m);
-	nng_close(raw);
-	pair_close(&p);
+	slow_peer_close(&p, raw);
 	return 0;
 }
 
