@@ -66,9 +66,9 @@ codec_enc_alloc_rate(struct codec_enc **out, int rate, int src_rate,
 	 * and up libopus analyses the signal and codes such audio, brought
 	 * to 24 kHz, as SILK wideband (1,490 of 1,499 frames of the floor's
 	 * speech at 8 kHz); below 7 it skips that analysis and codes hybrid
-	 * super-wideband, CELT spending about a seventh of the encode on the
-	 * empty 8-12 kHz band. This asks for what the analysis would choose
-	 * (docs/performance.md). */
+	 * super-wideband, CELT spending a tenth to a seventh of the encode on
+	 * the empty 8-12 kHz band. This asks for what the analysis would
+	 * choose (docs/performance.md); OPUS_RESET_STATE keeps it. */
 	if (rate > 16000 && src_rate <= 16000
 	    && opus_encoder_ctl(
 	        e->opus, OPUS_SET_MAX_BANDWIDTH(OPUS_BANDWIDTH_WIDEBAND))) {
