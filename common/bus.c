@@ -545,15 +545,21 @@ call_audio_queued(struct bus *b, uint64_t h)
 	return n;
 }
 
-/* Doubles the per-call counts' table (at least 64 slots), keeping the
- * counts of this generation. */
+/* Rebuilds the per-call counts' table with the calls that still have
+ * frames queued, sized for them (at least 64 slots, at most a quarter
+ * full), leaving out the emptied slots: sized by those alone, a queue
+ * that never empties while calls come and go would double it for good. */
 static int
 cc_grow(struct bus *b)
 {
-	size_t ncap = b->cc_cap ? 2 * b->cc_cap : 64;
-	struct ccount *nc = calloc(ncap, sizeof(*nc)); /* gen 0: empty */
+	size_t live = 0, ncap = 64;
+	struct ccount *nc;
 
-	if (!nc)
+	for (size_t i = 0; i < b->cc_cap; i++)
+		live += b->cc[i].gen == b->cc_gen && b->cc[i].n;
+	while (ncap < 4 * (live + 1))
+		ncap *= 2;
+	if (!(nc = calloc(ncap, sizeof(*nc)))) /* gen 0: empty */
 		return ENOMEM;
 	b->cc_used = 0;
 	for (size_t i = 0; i < b->cc_cap; i++) {
