@@ -581,8 +581,9 @@ test_pages_of_two(void)
 	send_session(&r, id, 1, true);
 	pump(&r, &s);
 	TEST_EQ(s.headers, 2);
-	/* 200 ms in: soxr holds back 8.5 ms, so 9 frames are encoded. */
-	for (size_t k = 0; k < 10; k++)
+	/* 180 ms in: each chunk completes a frame (tcall_align), so 9
+	 * frames are encoded, 8 of them on pages. */
+	for (size_t k = 0; k < 9; k++)
 		send_audio(&r, id, 8000, k * 160, 160);
 	pump(&r, &s);
 	TEST_EQ(oggdemux_alloc(&d), 0);

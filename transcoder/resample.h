@@ -33,6 +33,15 @@ size_t resample_out_max(const struct resample *r, size_t n);
 /* The samples (at the output rate) held inside the resampler now. */
 double resample_delay(const struct resample *r);
 
+/* The most samples (at the output rate) it holds back at the end of a
+ * 20 ms chunk of input (soxr releases output in blocks), as seen over
+ * the 640 ms resample_alloc primes it with (at the rates the transcoder
+ * uses, 20 s of chunks see no more); 0 for a copy.
+ * A consumer that cuts the output into 20 ms frames ends its frames that
+ * much before each chunk's end, so that a frame is whole when the chunk
+ * that completes it has been processed, not one chunk later. */
+size_t resample_hold(const struct resample *r);
+
 /* Copies the name of the soxr engine (SIMD flavour) this build uses, e.g.
  * "cr32s", into buf ("none" if soxr cannot be created). Returns buf. */
 const char *resample_engine(char *buf, size_t len);

@@ -126,6 +126,9 @@ check_delay(int in_rate, int out_rate, double *ms)
 	}
 	TEST_ASSERT(peak > 1000);
 	double offset = (double)peak_at / out_rate - (double)click / in_rate;
+	/* Output starts where a fresh converter's would: the priming's
+	 * silence is all skipped. */
+	TEST_ASSERT(fabs(offset) < 0.1e-3);
 	*ms           = (backsum / nb + (offset > 0 ? offset : 0)) * 1000;
 	printf("  %5d -> %5d: backlog %.2f ms, click offset %.2f ms\n",
 	    in_rate, out_rate, backsum / nb * 1000, offset * 1000);
@@ -143,6 +146,46 @@ test_delay(void)
 		TEST_ASSERT(ms >= 0);
 		TEST_ASSERT(ms <= 10.0);
 	}
+	return 0;
+}
+
+/* What it holds back at the end of each 20 ms chunk never exceeds
+ * resample_hold, which is a few ms (soxr's blocks, capped at 2^8). */
+static int
+test_hold(void)
+{
+	for (size_t i = 0; i < NPAIRS; i++) {
+		struct resample *r;
+		int              in_rate = pairs[i][0], out_rate = pairs[i][1];
+		size_t           cin = (size_t)in_rate / 50, hold;
+		int16_t          in[480], out[8192];
+		double           most = 0;
+
+		TEST_EQ(resample_alloc(&r, in_rate, out_rate), 0);
+		hold = resample_hold(r);
+		for (size_t k = 0; k < 200; k++) {
+			size_t got = 0;
+			tone(in, cin, k * cin, 440, in_rate);
+			TEST_EQ(
+			    resample_process(r, in, cin, out, 8192, &got), 0);
+			TEST_ASSERT(resample_delay(r) >= 0);
+			TEST_ASSERT(resample_delay(r) <= (double)hold);
+			if (resample_delay(r) > most)
+				most = resample_delay(r);
+		}
+		printf("  %5d -> %5d: holds back at most %zu samples (%.1f "
+		       "ms) at a chunk's end; seen %.0f\n",
+		    in_rate, out_rate, hold, hold * 1000.0 / out_rate, most);
+		TEST_ASSERT(hold > 0);
+		TEST_ASSERT(hold * 1000.0 / out_rate <= 6.0);
+		TEST_ASSERT(
+		    most >= hold - out_rate / 1000.0); /* it is reached */
+		resample_free(r);
+	}
+	struct resample *r;
+	TEST_EQ(resample_alloc(&r, 8000, 8000), 0);
+	TEST_EQ(resample_hold(r), 0);
+	resample_free(r);
 	return 0;
 }
 
@@ -208,5 +251,5 @@ test_engine(void)
 }
 
 TEST_MAIN(TEST(test_rate_20ms), TEST(test_rate_100ms), TEST(test_delay),
-    TEST(test_same_rate), TEST(test_small_out), TEST(test_bad_rate),
-    TEST(test_engine))
+    TEST(test_hold), TEST(test_same_rate), TEST(test_small_out),
+    TEST(test_bad_rate), TEST(test_engine))

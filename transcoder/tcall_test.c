@@ -545,6 +545,76 @@ test_frames_per_page(void)
 	return 0;
 }
 
+/* A sound at the start of a 20 ms chunk is in the packets that chunk's
+ * tcall_uplink sends, not held for the next chunk: the frames end where
+ * the resampler's output stands at a chunk's end (tcall_align). Without
+ * that, whether a chunk's audio waited for the next chunk depended on
+ * where in soxr's output blocks the session started: so every start from
+ * 0 to 15 chunks into the call, and bursts at several chunks of each. */
+static int
+on_time_at(int rate, int opus_rate, double *least)
+{
+	static struct sink  s;
+	static struct heard h;
+	struct tcall       *c;
+	struct oggdemux    *d;
+	size_t              cn = (size_t)rate / 50, fed = 0;
+	int16_t             buf[480] = { 0 };
+
+	for (int start = 0; start < 16; start++) {
+		TEST_EQ(new_call_at(&c, &s, rate, opus_rate), 0);
+		TEST_EQ(codec_dec_alloc(&h.dec), 0);
+		TEST_EQ(oggdemux_alloc(&d), 0);
+		h.n = 0;
+		fed = 0;
+		memset(buf, 0, sizeof(buf));
+		for (int k = 0; k < start; k++)
+			TEST_EQ(tcall_uplink(c, buf, cn), 0);
+		TEST_EQ(tcall_session_start(c, 1, 1), 0);
+		for (int k = 0; k < 48; k++) {
+			size_t n0 = h.n;
+			double e  = 0;
+			/* every fourth chunk opens with 5 ms of a tone */
+			memset(buf, 0, sizeof(buf));
+			if (k % 4 == 3)
+				tone(buf, cn / 4, 0, 1000, rate);
+			TEST_EQ(tcall_uplink(c, buf, cn), 0);
+			TEST_EQ(oggdemux_feed(
+			            d, s.ogg + fed, s.ogg_len - fed, hear, &h),
+			    0);
+			fed = s.ogg_len;
+			for (size_t i = n0; i < h.n; i++)
+				e += (double)h.pcm[i] * h.pcm[i];
+			if (k % 4 == 3 && e < *least)
+				*least = e;
+		}
+		oggdemux_free(d);
+		codec_dec_free(h.dec);
+		tcall_free(c);
+	}
+	return 0;
+}
+
+static int
+test_frame_on_time(void)
+{
+	static const int cases[][2] = { { 8000, 0 }, { 16000, 0 },
+		{ 24000, 0 }, { 8000, 8000 }, { 8000, 16000 } };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		double least = 1e30;
+		if (on_time_at(cases[i][0], cases[i][1], &least))
+			return 1;
+		/* 5 ms of the tone, 8000 peak, at 24 kHz: 3.84e9 */
+		printf("  %5d Hz, Opus at %5d Hz: a chunk's own packets held "
+		       "at least %.2g of its tone's energy (3.84e9)\n",
+		    cases[i][0], cases[i][1] ? cases[i][1] : CODEC_RATE,
+		    least);
+		TEST_ASSERT(least > 1e9);
+	}
+	return 0;
+}
+
 static int
 test_bad_opts(void)
 {
@@ -570,4 +640,5 @@ test_bad_opts(void)
 TEST_MAIN(TEST(test_loop_8k), TEST(test_loop_16k), TEST(test_loop_24k),
     TEST(test_no_session), TEST(test_new_session), TEST(test_downlink_damage),
     TEST(test_downlink_fuzz), TEST(test_opus_at_call_rate),
-    TEST(test_shared_scratch), TEST(test_frames_per_page), TEST(test_bad_opts))
+    TEST(test_shared_scratch), TEST(test_frames_per_page),
+    TEST(test_frame_on_time), TEST(test_bad_opts))
