@@ -76,7 +76,11 @@ void tcall_free(struct tcall *c);
 int tcall_rate(const struct tcall *c);
 
 /* Starts session's uplink stream: a fresh encoder state and a new Ogg
- * stream with this serial, whose two header pages go out at once.
+ * stream with this serial, whose two header pages go out at once. Call
+ * it between chunks of caller audio: it pads the frame being filled with
+ * silence so that frames end resample_hold before each 20 ms chunk's
+ * end, and each chunk's audio is encoded as the chunk arrives (a partial
+ * frame kept from an earlier session is completed and sent first).
  * Returns 0 or ENOMEM. */
 int tcall_session_start(struct tcall *c, uint32_t session, uint32_t serial);
 /* Stops encoding if session is the current one. */
