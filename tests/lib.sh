@@ -87,6 +87,19 @@ pid_of() {
 	done
 }
 
+# kill_hard NAME: SIGKILL NAME's process and wait until it is gone. A
+# killed process keeps its listening sockets until the kernel has torn it
+# down, so a replacement started at once could find its bus socket or
+# port still taken ("Address in use"), as a supervisor's would not.
+kill_hard() {
+	local pid
+	pid=$(pid_of "$1")
+	[ -n "$pid" ] || return 0
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
 # stacks PID: every thread's stack, for the log of a process that overran
 # its stop (gdb when the machine has it; through valgrind's gdbserver when
 # the process runs under valgrind).

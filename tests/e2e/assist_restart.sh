@@ -28,7 +28,7 @@ start_trio "${ENV[@]}" || exit 1
 CALL=$!
 sleep 5
 kill -0 $CALL 2>/dev/null || { log "the call ended early"; cat "$T/call.log" >&2; exit 1; }
-kill -KILL "$(pid_of egress)"
+kill_hard egress
 spawn egress2 env "${ENV[@]}" "$BIN/exoplex-egress" --admin "127.0.0.1:$P_ADM_E"
 log "egress killed and restarted"
 wait_http "$ADM_E/healthz" || exit 1

@@ -50,7 +50,7 @@ sleep 6
 kill -0 $CALL 2>/dev/null || { log "the call ended early"; cat "$T/call.log" >&2; exit 1; }
 finals1=$(metric "$ADM_E" 'exoplex_egress_stt_transcripts_total{kind="final"}')
 kill_ms=$(now_ms)
-kill -KILL "$(pid_of egress)"
+kill_hard egress
 spawn egress2 env "${ENV[@]}" "$BIN/exoplex-egress" --admin "127.0.0.1:$P_ADM_E"
 restart_ms=$(now_ms)
 log "egress killed and restarted ($finals1 caller finals before the kill)"

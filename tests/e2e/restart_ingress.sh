@@ -25,7 +25,7 @@ sleep 6
 [ "$(plex_stat '["sessions_active"]')" = 1 ] || { log "no PersonaPlex session 6 s into the call"; exit 1; }
 [ "$(metric "$ADM_E" 'exoplex_personaplex_servers{state="busy"}')" = 1 ] || { log "no server busy"; exit 1; }
 kill_ms=$(now_ms)
-kill -KILL "$(pid_of ingress)"
+kill_hard ingress
 log "ingress killed (SIGKILL)"
 wait $CALL # the call's socket went with ingress: it fails, as it should
 

@@ -29,7 +29,7 @@ sleep 6
 kill -0 $CALL 2>/dev/null || { log "the call ended early"; cat "$T/call.log" >&2; exit 1; }
 kill_ms=$(now_ms)
 [ "$MODE" = egress-slow ] && kill -STOP "$(pid_of egress)"
-kill -KILL "$(pid_of transcoder)"
+kill_hard transcoder
 spawn transcoder2 env "${ENV[@]}" "$BIN/exoplex-transcoder" --admin "127.0.0.1:$P_ADM_T"
 restart_ms=$(now_ms)
 if [ "$MODE" = egress-slow ]; then

@@ -27,7 +27,7 @@ reconnects=$(metric "$ADM_E" exoplex_egress_stt_reconnects_total)
 replayed=$(metric "$ADM_E" exoplex_egress_stt_audio_replayed_ms_total)
 finals1=$(metric "$ADM_E" 'exoplex_egress_stt_transcripts_total{kind="final"}')
 log "before the kill: reconnects=$reconnects replayed_ms=$replayed finals=$finals1"
-kill -KILL "$(pid_of egress)"
+kill_hard egress
 spawn egress2 env "${ENV[@]}" "$BIN/exoplex-egress" --admin "127.0.0.1:$P_ADM_E"
 wait_http "$ADM_E/healthz" || exit 1
 wait $CALL

@@ -28,7 +28,7 @@ while [ $SECONDS -lt $deadline ]; do
 done
 [ "$q" -ge 2 ] || { log "the DTMF events never reached the outbox"; exit 1; }
 log "outbox backlog before the kill: $(metric "$ADM_E" exoplex_webhook_backlog)"
-kill -KILL "$(pid_of egress)"
+kill_hard egress
 log "egress killed (SIGKILL)"
 python3 - "$T/state/outbox.db" <<'PY' || exit 1
 import sqlite3, sys
@@ -60,7 +60,7 @@ log "phase 1 passed: kill -9 mid-call"
 	>"$T/summary2.json" 2>"$T/call2.log" &
 CALL=$!
 sleep 2.5
-kill -KILL "$(pid_of egress2)"
+kill_hard egress2
 log "egress killed again; the call ends while it is down"
 wait "$CALL" || { log "second call failed"; cat "$T/call2.log" >&2; exit 1; }
 spawn egress3 env "${ENV[@]}" "$BIN/exoplex-egress" --admin "127.0.0.1:$P_ADM_E"
